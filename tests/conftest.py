@@ -1,0 +1,47 @@
+"""Shared fixtures: the repository layout and chapters executed with their CI parameters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+CHAPTERS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+_executed: dict[str, tuple[dict, dict]] = {}
+
+
+def run_chapter(stem: str, tmp_root: Path) -> tuple[dict, dict]:
+    """Execute ``notebooks/<stem>.ipynb`` with its CI parameters once per session.
+
+    Returns ``(notebook, glued values)``.  Trained models go to a per-session
+    model directory, so CI never reuses a full-run model from a developer's cache.
+    """
+    from cnnbook import book
+
+    if stem not in _executed:
+        path = NOTEBOOKS / f"{stem}.ipynb"
+        if not path.exists():
+            pytest.fail(f"{path} does not exist")
+        out = tmp_root / f"{stem}.ipynb"
+        nb = book.execute(path, output=out, parameters=book.ci_parameters(path), timeout=600)
+        _executed[stem] = (nb, book.read_glued(nb))
+    return _executed[stem]
+
+
+@pytest.fixture(scope="session")
+def chapter_runner(tmp_path_factory):
+    tmp_root = tmp_path_factory.mktemp("executed")
+    models = tmp_path_factory.mktemp("models")
+    old = os.environ.get("CNNBOOK_MODEL_DIR")
+    os.environ["CNNBOOK_MODEL_DIR"] = str(models)
+    try:
+        yield lambda stem: run_chapter(stem, tmp_root)
+    finally:
+        if old is None:
+            os.environ.pop("CNNBOOK_MODEL_DIR", None)
+        else:
+            os.environ["CNNBOOK_MODEL_DIR"] = old
