@@ -17,6 +17,7 @@ This module imports papermill and nbformat only inside the functions that need t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ast
 import hashlib
 import json
@@ -26,7 +27,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -130,15 +131,19 @@ def code_cells(nb: Any) -> list[str]:
     return sources
 
 
-_NB_IMPORT = re.compile(r"\bcnnbook\.(\w+)|\bfrom\s+cnnbook\s+import\s+\(?([\w\s,]+)\)?")
+# The names after "import": a parenthesised list (may span lines) or the rest of one line.
+_NAMES = r"(\([\w\s,]+\)|[\w \t,]+)"
+_NB_IMPORT = re.compile(r"\bcnnbook\.(\w+)|\bfrom\s+cnnbook\s+import\s+" + _NAMES)
 _PKG_IMPORT = re.compile(
-    r"^\s*from\s+\.(\w*)\s+import\s+\(?([\w\s,]+)\)?|\bcnnbook\.(\w+)|^\s*from\s+cnnbook\s+import\s+\(?([\w\s,]+)\)?",
+    r"^\s*from\s+\.(\w*)\s+import\s+" + _NAMES + r"|\bcnnbook\.(\w+)|^\s*from\s+cnnbook\s+import\s+" + _NAMES,
     re.M,
 )
 
 
 def _modules_named(names: str) -> set[str]:
-    return {n.strip() for n in names.replace("\n", ",").split(",") if n.strip()}
+    # First word of each item, so "data as d" counts as data.
+    names = names.strip("()").replace("\n", ",")
+    return {n.split()[0] for n in names.split(",") if n.strip()}
 
 
 def module_dependencies(sources: Iterable[str]) -> list[str]:
@@ -207,6 +212,37 @@ def machine_info() -> dict[str, Any]:
 # --- Execution -------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _expected_errors_allowed() -> Iterator[None]:
+    """Let cells tagged ``raises-exception`` show their error without failing the run.
+
+    nbclient already goes on past such a cell, but papermill then scans the
+    outputs and raises on *any* error; during the ``with`` block its check
+    skips the tagged cells (an error anywhere else still fails the run).
+    """
+    import copy
+
+    import papermill.execute as pm_execute
+
+    original = pm_execute.raise_for_execution_errors
+
+    def check(nb: Any, output_path: Any) -> None:
+        view = copy.copy(nb)
+        view.cells = [
+            copy.copy(c) if "raises-exception" in c.get("metadata", {}).get("tags", []) else c for c in nb.cells
+        ]
+        for cell in view.cells:
+            if "raises-exception" in cell.get("metadata", {}).get("tags", []):
+                cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+        original(view, output_path)
+
+    pm_execute.raise_for_execution_errors = check
+    try:
+        yield
+    finally:
+        pm_execute.raise_for_execution_errors = original
+
+
 def execute(
     path: str | os.PathLike[str],
     *,
@@ -228,26 +264,34 @@ def execute(
 
     path = Path(path)
     output = Path(output) if output is not None else path
+    # papermill saves as it goes; run into a scratch file so that a failed or
+    # interrupted run never replaces the stored chapter.
+    running = output.with_name(f".{output.stem}.running.ipynb")
     start = time.perf_counter()
-    nb = papermill.execute_notebook(
-        str(path),
-        str(output),
-        parameters=parameters or {},
-        kernel_name=kernel_name,
-        cwd=str(path.parent),
-        execution_timeout=timeout,
-        progress_bar=progress,
-        log_output=False,
-    )
-    seconds = time.perf_counter() - start
-    nb.metadata["cnnbook"] = {
-        **nb.metadata.get("cnnbook", {}),
-        "source_hash": source_hash(nb),
-        "parameters": parameters or {},
-        "executed_seconds": round(seconds, 1),
-        "executed_on": machine_info(),
-    }
-    nbformat.write(nb, str(output))
+    try:
+        with _expected_errors_allowed():
+            nb = papermill.execute_notebook(
+                str(path),
+                str(running),
+                parameters=parameters or {},
+                kernel_name=kernel_name,
+                cwd=str(path.parent),
+                execution_timeout=timeout,
+                progress_bar=progress,
+                log_output=False,
+            )
+        seconds = time.perf_counter() - start
+        nb.metadata["cnnbook"] = {
+            **nb.metadata.get("cnnbook", {}),
+            "source_hash": source_hash(nb),
+            "parameters": parameters or {},
+            "executed_seconds": round(seconds, 1),
+            "executed_on": machine_info(),
+        }
+        nbformat.write(nb, str(running))
+        os.replace(running, output)
+    finally:
+        running.unlink(missing_ok=True)
     return nb
 
 

@@ -7,23 +7,25 @@
 3. Debian's ``/usr/share/datasets`` (``apt-get install dataset-fashion-mnist``),
 
 and otherwise downloads them from the same origins Keras uses (or from
-``$CNNBOOK_MIRROR``) into Keras' cache.  Every file is checked against a
-known checksum before it is parsed; a download that fails the check is
-deleted, never cached.  This module imports no other :mod:`cnnbook` module,
-and imports TensorFlow only inside :func:`make_pipeline`.
+``$CNNBOOK_MIRROR``, in which ``{name}`` stands for the dataset's name) into
+Keras' cache.  Every file is checked against a known checksum before it is
+parsed; a download that fails the check is deleted, never cached.  This module
+imports no other :mod:`cnnbook` module, and imports TensorFlow only inside
+:func:`make_pipeline`.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
+import http.client
 import os
 import pickle
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,12 +92,17 @@ _KERAS_MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc4846
 # for .npz copies whose zip container is not byte-stable, the sha256 of each
 # decoded array (C order).
 _CIFAR10_TAR_MD5 = "c58f30108f718f92721af3b95e74349a"
-_CIFAR10_TAR_NAMES = ("cifar-10-python.tar.gz", "cifar-10-batches-py.tar.gz")
+# The official name, tf.keras 2's cache name and Keras 3's (get_file(..., extract=True)).
+_CIFAR10_TAR_NAMES = ("cifar-10-python.tar.gz", "cifar-10-batches-py.tar.gz", "cifar-10-batches-py-target_archive")
 _CIFAR10_ARRAY_SHA256 = {
     "x_train": "47af8b02cfcfb6cdf3dbbd1969ad7f1b70f4413f6f80f437b020ee4e5bc8304a",
     "y_train": "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253",
     "x_test": "f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04",
     "y_test": "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5",
+}
+
+_CIFAR10_SHAPES = {
+    "x_train": (50000, 32, 32, 3), "y_train": (50000,), "x_test": (10000, 32, 32, 3), "y_test": (10000,),
 }
 
 CLASS_NAMES = {
@@ -219,7 +226,7 @@ def read_idx(data: bytes, *, source: str = "<bytes>") -> np.ndarray:
 
 def _read_verified_idx(path: Path, expected_md5: str) -> np.ndarray:
     raw = path.read_bytes()
-    if path.suffix == ".gz":
+    if raw[:2] == b"\x1f\x8b":  # gzip, by content: a download's ".part" file has no .gz suffix
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
@@ -259,15 +266,10 @@ def default_search_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[
 
 
 def _check_readable(folder: Path) -> None:
-    if not folder.is_dir():
-        return
-    try:
-        next(os.scandir(folder), None)
-    except PermissionError as exc:
-        raise DatasetNotFoundError(
-            f"The data folder {folder} exists but cannot be read ({exc.strerror}). "
-            "Fix its permissions (chmod u+rx) or point $CNNBOOK_DATA_DIR elsewhere."
-        ) from exc
+    """Raise PermissionError when ``folder`` (or the way to it) cannot be read."""
+    if folder.is_dir():
+        with os.scandir(folder) as entries:
+            next(entries, None)
 
 
 def _candidates(name: str, folder: Path) -> Iterable[Path]:
@@ -307,13 +309,19 @@ def _load_mnist_npz(path: Path) -> tuple[np.ndarray, ...]:
 
 def _load_cifar10_npz(path: Path) -> tuple[np.ndarray, ...]:
     try:
-        with np.load(path, allow_pickle=False) as f:
+        # Our own file handle: np.load leaks its own when the zip is damaged.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             arrays = {key: f[key] for key in _CIFAR10_ARRAY_SHA256}
-    except (OSError, ValueError, KeyError, zlib.error, EOFError) as exc:
+    except (OSError, ValueError, KeyError, zlib.error, EOFError, zipfile.BadZipFile) as exc:
         raise ChecksumError(
             f"{path}: cannot be read as a CIFAR-10 .npz ({exc}). Delete it and download it again."
         ) from exc
     for key, expected in _CIFAR10_ARRAY_SHA256.items():
+        if arrays[key].dtype != np.uint8 or arrays[key].shape != _CIFAR10_SHAPES[key]:
+            raise ChecksumError(
+                f"{path}: array {key!r} is {arrays[key].dtype} {arrays[key].shape}, expected uint8 "
+                f"{_CIFAR10_SHAPES[key]}. Not the official CIFAR-10: delete it and download it again."
+            )
         actual = _array_sha256(arrays[key])
         if actual != expected:
             raise ChecksumError(
@@ -384,8 +392,15 @@ def _download(url: str, destination: Path, check: Callable[[Path], Any], timeout
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            promised, received = response.headers.get("Content-Length"), 0
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
+                received += len(block)
+        # urllib returns a cut-off body silently; say so rather than blame the checksum.
+        if promised is not None and received < int(promised):
+            raise urllib.error.ContentTooShortError(
+                f"retrieval incomplete: got {received} of {promised} bytes from {url}", None
+            )
         try:
             check(tmp)
         except (ChecksumError, DatasetFormatError) as exc:
@@ -397,9 +412,15 @@ def _download(url: str, destination: Path, check: Callable[[Path], Any], timeout
         tmp.unlink(missing_ok=True)
 
 
-def _download_dataset(name: str, cache: Path) -> tuple[Callable[[], tuple[np.ndarray, ...]], Path]:
+def _origin(name: str) -> str:
+    """``$CNNBOOK_MIRROR`` (``{name}`` in it becomes the dataset's name) or the official origin."""
     origin = os.environ.get("CNNBOOK_MIRROR") or _ORIGINS[name]
-    origin = origin if origin.endswith("/") else origin + "/"
+    origin = origin.replace("{name}", name)
+    return origin if origin.endswith("/") else origin + "/"
+
+
+def _download_dataset(name: str, cache: Path) -> tuple[Callable[[], tuple[np.ndarray, ...]], Path]:
+    origin = _origin(name)
     if name in _IDX_FILES:
         target = cache / _SUBDIRS[name][0]
         for stem, md5 in _IDX_FILES[name].items():
@@ -455,19 +476,41 @@ def load_dataset(
     Dataset
         ``x_*`` have shape ``N×H×W×C`` (C = 1 for the MNISTs, 3 for CIFAR-10),
         ``y_*`` shape ``N``, both uint8.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of :data:`DATASETS`.
+    ChecksumError
+        A file found (or downloaded) is not byte-for-byte the official release:
+        wrong checksum, damaged gzip stream or unreadable archive.  Checked
+        before anything is parsed; a bad download is deleted, never cached.
+    DatasetFormatError
+        A file passed its checksum but is not valid IDX (cannot happen with the
+        known checksums; :func:`read_idx` raises it for arbitrary bytes).
+    DatasetNotFoundError
+        No folder has the files and downloading is off or failed, or a data
+        folder exists but cannot be read; the message names the dataset,
+        every place searched and what to do.
     """
     if name not in CLASS_NAMES:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     folders = [Path(d) for d in search_dirs] if search_dirs is not None else default_search_dirs(data_dir)
     if download is None:
-        download = os.environ.get("CNNBOOK_OFFLINE", "0") not in ("1", "true", "yes")
+        download = os.environ.get("CNNBOOK_OFFLINE", "0").strip().lower() not in ("1", "true", "yes")
 
     for folder in folders:
-        _check_readable(folder)
-        found = _find_local(name, folder)
-        if found is not None:
-            loader, path = found
-            return _make_dataset(name, loader(), str(path))
+        try:
+            _check_readable(folder)
+            found = _find_local(name, folder)
+            if found is not None:
+                loader, path = found
+                return _make_dataset(name, loader(), str(path))
+        except PermissionError as exc:
+            raise DatasetNotFoundError(
+                f"Could not load the dataset {name!r}: {exc.filename or folder} cannot be read "
+                f"({exc.strerror}). Fix its permissions (chmod -R u+rX) or point $CNNBOOK_DATA_DIR elsewhere."
+            ) from exc
 
     problems = []
     if download:
@@ -475,13 +518,13 @@ def load_dataset(
         try:
             loader, path = _download_dataset(name, cache)
             return _make_dataset(name, loader(), str(path))
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            origin = os.environ.get("CNNBOOK_MIRROR") or _ORIGINS[name]
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            origin = _origin(name)
             problems.append(f"the download from {origin} failed: {exc}")
     else:
         problems.append("downloading was switched off ($CNNBOOK_OFFLINE=1 or download=False)")
 
-    searched = "\n".join(f"  - {sub}" for folder in folders for sub in _candidates(name, folder))
+    searched = "\n".join(f"  - {sub}" for folder in folders for sub in _candidates(name, folder)) or "  (none)"
     raise DatasetNotFoundError(
         f"Could not load the dataset {name!r}.\nSearched these folders:\n{searched}\n"
         f"and {'; '.join(problems)}.\nWhat to do:\n{_what_to_do(name)}"

@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh Linux machine:
+#   make book   # venv + install + execute stale chapters + build _build/html/index.html
+#   make test   # venv + install + the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.cnnbook-installed
+CHAPTERS = $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+.PHONY: setup book execute html test test-unit test-nbval check-stale clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[book]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cnnbook)"
+	touch $(STAMP)
+
+# Execute only the chapters whose stored outputs are missing or stale, then build the HTML.
+execute: setup
+	$(PY) -m cnnbook.book execute $(CHAPTERS)
+
+html: setup
+	$(VENV)/bin/jupyter-book build . -W --keep-going
+
+book: execute html
+	@echo "Open _build/html/index.html"
+
+check-stale: setup
+	$(PY) -m cnnbook.book check $(CHAPTERS)
+
+# The whole suite: unit tests, chapters executed with CI parameters, the book build,
+# then nbval on CI-parameterised copies of the chapters (cells marked NBVAL_CHECK_OUTPUT).
+test: setup
+	$(PY) -m pytest tests
+	$(MAKE) test-nbval
+
+# The copies live in _build/ci/notebooks, beside a link to book/, so relative paths still work.
+test-nbval: setup
+	rm -rf _build/ci && mkdir -p _build/ci/models
+	ln -s ../../book _build/ci/book
+	$(PY) -m cnnbook.book prepare-ci notebooks _build/ci/notebooks
+	cd _build/ci/notebooks && CNNBOOK_MODEL_DIR=$(CURDIR)/_build/ci/models \
+	  $(CURDIR)/$(PY) -m pytest --nbval-lax -p no:cacheprovider --rootdir=. .
+
+clean:
+	rm -rf _build

@@ -1,0 +1,85 @@
+"""Sphinx extension: the ``chapter-times`` directive.
+
+Renders a table of how long each chapter's stored run took, read from the
+notebooks' metadata (``metadata.cnnbook.executed_seconds`` and
+``executed_on``, written by ``python -m cnnbook.book execute``).  No number in
+the table is typed by hand, and the page is rebuilt when a chapter changes.
+
+Usage in a MyST page::
+
+    ```{chapter-times}
+    ```
+
+Registered in ``_config.yml`` under ``sphinx.local_extensions``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _machine(info: dict[str, Any]) -> str:
+    cpu = str(info.get("cpu") or "unknown CPU").replace("|", "/")
+    cores = info.get("cores")
+    return f"{cpu}, {cores} cores" if cores else cpu
+
+
+class ChapterTimes(SphinxDirective):
+    """A Markdown table: chapter, time of its stored run, where it ran."""
+
+    has_content = False
+    option_spec = {"prefix": str}
+
+    def run(self) -> list[nodes.Node]:
+        prefix = self.options.get("prefix", "notebooks/")
+        rows, total, complete = [], 0.0, True
+        for docname in sorted(d for d in self.env.found_docs if d.startswith(prefix)):
+            path = Path(self.env.doc2path(docname))
+            if path.suffix != ".ipynb":
+                continue
+            self.env.note_dependency(str(path))
+            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("cnnbook", {})
+            seconds = meta.get("executed_seconds")
+            link = f"{{doc}}`/{docname}`"
+            if seconds is None:
+                complete = False
+                rows.append(f"| {link} | not executed yet | |")
+                continue
+            when = _duration(seconds)
+            if meta.get("parameters"):
+                complete = False
+                when += " (reduced CI settings, not the full run)"
+            else:
+                total += seconds
+            rows.append(f"| {link} | {when} | {_machine(meta.get('executed_on', {}))} |")
+        if not rows:
+            return [nodes.paragraph(text="No chapter has been executed yet.")]
+        lines = ["| Chapter | Full run | Measured on |", "| --- | --- | --- |", *rows]
+        if complete:
+            lines.append(f"| **All chapters** | **{_duration(total)}** | |")
+        container = nodes.container(classes=["chapter-times"])
+        self.state.nested_parse(StringList(lines, source="chapter-times"), self.content_offset, container)
+        return [container]
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("chapter-times", ChapterTimes)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

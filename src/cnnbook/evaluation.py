@@ -1,0 +1,372 @@
+"""Measuring a trained classifier: probabilities, confusion matrix, per-class report,
+confident mistakes, calibration and top-k predictions.
+
+Everything here works on arrays (labels, probabilities) or calls an already
+trained model's ``predict``; nothing trains.  TensorFlow is never imported: a
+model is used only through its ``predict`` method.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Calibration",
+    "ImagePrediction",
+    "Table",
+    "accuracy",
+    "accuracy_interval",
+    "calibration",
+    "classification_report",
+    "confusion_matrix",
+    "most_confident_mistakes",
+    "predict_image",
+    "predict_proba",
+    "report_table",
+    "softmax",
+    "top_k",
+]
+
+
+# --- Small checks -----------------------------------------------------------------
+
+
+def _labels(y: Any, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of class indices; got shape {y.shape}.")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ValueError(f"{name} must hold integer class indices (not one-hot rows or probabilities).")
+        y = y.astype(np.int64)
+    return y.astype(np.int64, copy=False)
+
+
+def _probs(probs: Any) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"probs must be an N×K array of class probabilities (K ≥ 2); got shape {p.shape}.")
+    if p.size and (p.min() < -1e-6 or np.abs(p.sum(axis=1) - 1).max() > 1e-3):
+        raise ValueError("probs rows must be probabilities summing to 1; pass softmax(logits) "
+                         "(evaluation.predict_proba does this for a logits model).")
+    return p
+
+
+def _same_length(a: np.ndarray, b: np.ndarray, names: str) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"{names} must have the same length; got {len(a)} and {len(b)}.")
+
+
+# --- Predictions ------------------------------------------------------------------
+
+
+def softmax(logits: Any, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax (float64 inside, float32 out)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bool = True) -> np.ndarray:
+    """Class probabilities ``N×K`` of a trained Keras model on ``x``.
+
+    The book's models output logits, so the softmax is applied here
+    (``from_logits=False`` for a model that already ends in a softmax).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    if out.ndim != 2:
+        raise ValueError(f"the model's output should be N×K scores; got shape {out.shape}.")
+    return softmax(out) if from_logits else out.astype(np.float32)
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    """Fraction of predictions equal to the labels."""
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    _same_length(y_true, y_pred, "y_true and y_pred")
+    if y_true.size == 0:
+        raise ValueError("accuracy of zero examples is undefined.")
+    return float(np.mean(y_true == y_pred))
+
+
+def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for an accuracy of ``correct`` out of ``n`` test examples.
+
+    The test set is a sample: had it held other digits, the accuracy would differ a
+    little.  The interval says how much (at the given confidence level).
+    """
+    from statistics import NormalDist
+
+    if n < 1 or not 0 <= correct <= n:
+        raise ValueError(f"Need 0 <= correct <= n and n >= 1; got correct={correct}, n={n}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}.")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    high = 1.0 if correct == n else min(1.0, centre + half)
+    return float(low), float(high)
+
+
+def top_k(probs: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most probable classes and their probabilities, most probable first.
+
+    ``probs`` is one probability vector (``K``) or a batch (``N×K``); the result
+    is ``(classes, probabilities)`` of shape ``k`` or ``N×k``.  Ties go to the
+    smaller class index.
+    """
+    p = np.asarray(probs)
+    if p.ndim not in (1, 2):
+        raise ValueError(f"probs must be K or N×K; got shape {p.shape}.")
+    if not 1 <= k <= p.shape[-1]:
+        raise ValueError(f"k must be between 1 and the number of classes ({p.shape[-1]}); got {k}.")
+    order = np.argsort(-p, axis=-1, kind="stable")[..., :k]
+    return order, np.take_along_axis(p, order, axis=-1)
+
+
+# --- Confusion matrix and per-class report ----------------------------------------
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
+    """``num_classes × num_classes`` counts: row = true class, column = predicted class."""
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    _same_length(y_true, y_pred, "y_true and y_pred")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}.")
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{name} has class indices outside 0..{num_classes - 1}.")
+    flat = np.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def classification_report(y_true: Any, y_pred: Any, class_names: Sequence[str]) -> dict[str, Any]:
+    """Per-class precision, recall, F1 and support, from scikit-learn.
+
+    The same dictionary as ``sklearn.metrics.classification_report(..., output_dict=True)``:
+    one entry per class name (``{"precision", "recall", "f1-score", "support"}``),
+    plus ``"accuracy"``, ``"macro avg"`` and ``"weighted avg"``.  Every class
+    is listed even when absent from ``y_true`` (its scores are then 0).
+    """
+    from sklearn.metrics import classification_report as sk_report
+
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    _same_length(y_true, y_pred, "y_true and y_pred")
+    if y_true.size == 0:
+        raise ValueError("classification_report needs at least one example.")
+    names = [str(c) for c in class_names]
+    if len(set(names)) != len(names):
+        raise ValueError("class_names must be distinct.")
+    report = sk_report(y_true, y_pred, labels=list(range(len(names))), target_names=names,
+                       output_dict=True, zero_division=0)
+    # scikit-learn omits "accuracy" when labels= is given and some classes never occur.
+    report.setdefault("accuracy", accuracy(y_true, y_pred))
+    return report
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table that shows as HTML in a notebook and as aligned text elsewhere."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    caption: str | None = None
+
+    def _cells(self) -> list[list[str]]:
+        return [[c if isinstance(c, str) else f"{c}" for c in row] for row in self.rows]
+
+    def __str__(self) -> str:
+        cells = [list(self.columns)] + self._cells()
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        if self.caption:
+            lines.insert(0, self.caption)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self._cells()
+        )
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def report_table(report: dict[str, Any], digits: int = 3) -> Table:
+    """The per-class report of :func:`classification_report` as a :class:`Table`."""
+    if digits < 0:
+        raise ValueError(f"digits must be non-negative, got {digits}.")
+    rows = []
+    for name, scores in report.items():
+        if not isinstance(scores, dict):
+            continue
+        rows.append((
+            name,
+            f"{scores['precision']:.{digits}f}",
+            f"{scores['recall']:.{digits}f}",
+            f"{scores['f1-score']:.{digits}f}",
+            f"{int(scores['support'])}",
+        ))
+    if "accuracy" in report:
+        support = next((s["support"] for n, s in report.items() if n == "macro avg"), None)
+        rows.append(("accuracy", "", "", f"{report['accuracy']:.{digits}f}",
+                     f"{int(support)}" if support is not None else ""))
+    return Table(("class", "precision", "recall", "F1", "support"), tuple(rows))
+
+
+# --- Mistakes and calibration ------------------------------------------------------
+
+
+def most_confident_mistakes(probs: Any, y_true: Any, k: int = 16) -> np.ndarray:
+    """Indices of the (at most) ``k`` wrong predictions made with the highest confidence.
+
+    Sorted by the probability the model gave its (wrong) prediction, highest first.
+    Fewer than ``k`` indices come back when the model made fewer mistakes.
+    """
+    p = _probs(probs)
+    y = _labels(y_true, "y_true")
+    _same_length(p, y, "probs and y_true")
+    if k < 0:
+        raise ValueError(f"k must be non-negative, got {k}.")
+    pred = p.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y)
+    order = np.argsort(-p[wrong, pred[wrong]], kind="stable")
+    return wrong[order[:k]]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How well confidence matches accuracy, in equal-width confidence bins.
+
+    ``accuracy[i]`` and ``confidence[i]`` are the accuracy and the mean top-1
+    probability of the predictions whose confidence falls in
+    ``(bin_edges[i], bin_edges[i+1]]`` (NaN for an empty bin); ``counts[i]`` how
+    many there are.  ``ece`` is the expected calibration error,
+    ``Σ counts/N · |accuracy − confidence|``; ``mce`` the largest bin gap.
+    """
+
+    bin_edges: np.ndarray
+    accuracy: np.ndarray
+    confidence: np.ndarray
+    counts: np.ndarray
+    ece: float
+    mce: float
+    overall_accuracy: float
+    mean_confidence: float
+    n: int = field(default=0)
+
+    @property
+    def centres(self) -> np.ndarray:
+        """Middle of each bin."""
+        return (self.bin_edges[:-1] + self.bin_edges[1:]) / 2
+
+
+def calibration(probs: Any, y_true: Any, n_bins: int = 10) -> Calibration:
+    """Reliability statistics of the top-1 predictions (see :class:`Calibration`)."""
+    p = _probs(probs)
+    y = _labels(y_true, "y_true")
+    _same_length(p, y, "probs and y_true")
+    if len(y) == 0:
+        raise ValueError("calibration needs at least one prediction.")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}.")
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # Right-closed bins (edges[i], edges[i+1]]; a confidence of exactly 0 joins the first.
+    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    counts = np.bincount(idx, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.bincount(idx, weights=correct, minlength=n_bins) / counts
+        mean_conf = np.bincount(idx, weights=conf, minlength=n_bins) / counts
+    used = counts > 0
+    gaps = np.abs(acc - mean_conf)[used]
+    ece = float(np.sum(counts[used] / len(y) * gaps))
+    return Calibration(
+        bin_edges=edges,
+        accuracy=acc,
+        confidence=mean_conf,
+        counts=counts.astype(np.int64),
+        ece=ece,
+        mce=float(gaps.max()),
+        overall_accuracy=float(correct.mean()),
+        mean_confidence=float(conf.mean()),
+        n=int(len(y)),
+    )
+
+
+# --- One image of the reader's own -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """What :func:`predict_image` found: the MNIST-like input and the top-k classes."""
+
+    digit: np.ndarray
+    classes: np.ndarray
+    probabilities: np.ndarray
+    class_names: tuple[str, ...]
+    source: str = ""
+
+    @property
+    def label(self) -> str:
+        """Name of the most probable class."""
+        return self.class_names[int(self.classes[0])]
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the most probable class."""
+        return float(self.probabilities[0])
+
+    def table(self) -> Table:
+        """The top-k classes with their probabilities."""
+        rows = tuple(
+            (str(rank), self.class_names[int(c)], f"{float(p):.1%}")
+            for rank, (c, p) in enumerate(zip(self.classes, self.probabilities), start=1)
+        )
+        return Table(("rank", "class", "probability"), rows, caption=self.source or None)
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+
+def predict_image(
+    model: Any,
+    image: Any,
+    class_names: Sequence[str] | None = None,
+    k: int = 3,
+) -> ImagePrediction:
+    """Turn any image of one handwritten digit into an MNIST-like input and classify it.
+
+    ``image`` is a file path, the file's bytes, a PIL image or an array (see
+    :func:`cnnbook.images.prepare_digit`, which raises
+    :class:`~cnnbook.images.ImageError` for something that is not a usable image and
+    :class:`~cnnbook.images.NoDigitFoundError` for a blank page — never a guess).
+    ``model`` is a trained logits model taking ``N×28×28×1`` inputs in [0, 1].
+    """
+    from . import images
+
+    digit = images.prepare_digit(image)
+    probs = predict_proba(model, digit[None, :, :, None], batch_size=1)[0]
+    names = tuple(str(c) for c in class_names) if class_names is not None else tuple(
+        str(i) for i in range(len(probs)))
+    if len(names) != len(probs):
+        raise ValueError(f"the model has {len(probs)} classes but {len(names)} class names were given.")
+    classes, values = top_k(probs, k)
+    source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else ""
+    return ImagePrediction(digit=digit, classes=classes, probabilities=values, class_names=names,
+                           source=os.path.basename(source))

@@ -1,0 +1,534 @@
+"""Figures for the book, drawn with matplotlib from arrays, histories and metrics.
+
+Every function takes plain data (NumPy arrays, a history dict, a calibration
+result), draws one :class:`matplotlib.figure.Figure` and returns it.  Nothing
+here trains a model, seeds a random generator or changes ``rcParams``.
+
+Figures are made with :mod:`matplotlib.pyplot`, so in a notebook they are shown
+automatically at the end of the cell; end the call with ``;`` or assign the
+returned figure (``fig = plots.confusion_matrix(...)``) to avoid showing it twice.
+In a script call ``fig.savefig(...)`` or ``matplotlib.pyplot.show()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "architecture",
+    "class_balance",
+    "confusion_matrix",
+    "digit_predictions",
+    "feature_maps",
+    "image_grid",
+    "learning_curves",
+    "learning_rate",
+    "mistakes_gallery",
+    "pixel_histogram",
+    "reliability_diagram",
+]
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _as_images(images: Any) -> np.ndarray:
+    """``N×H×W``, ``N×H×W×1`` or ``N×H×W×3`` → an array imshow understands (``N×H×W[×3]``)."""
+    arr = np.asarray(images)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"images must have shape N×H×W, N×H×W×1 or N×H×W×3; got {np.asarray(images).shape}."
+        )
+    if arr.dtype.kind == "f" and arr.ndim == 4:
+        arr = np.clip(arr, 0.0, 1.0)
+    return arr
+
+
+def _name(index: int, class_names: Sequence[str] | None) -> str:
+    index = int(index)
+    if class_names is not None and 0 <= index < len(class_names):
+        return str(class_names[index])
+    return str(index)
+
+
+def _grid_shape(n: int, ncols: int) -> tuple[int, int]:
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}.")
+    ncols = min(ncols, max(n, 1))
+    nrows = max(1, -(-n // ncols))
+    return nrows, ncols
+
+
+def image_grid(
+    images: np.ndarray,
+    labels: Sequence[int] | np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    predictions: Sequence[int] | np.ndarray | None = None,
+    ncols: int = 10,
+    title: str | None = None,
+    *,
+    confidences: Sequence[float] | np.ndarray | None = None,
+    cmap: str = "gray_r",
+) -> Figure:
+    """A grid of images, each optionally titled with its label and the model's prediction.
+
+    Parameters
+    ----------
+    images:
+        ``N×H×W``, ``N×H×W×1`` (grayscale) or ``N×H×W×3`` (RGB), uint8 or float in [0, 1].
+    labels, predictions:
+        Class indices, one per image.  With both, a correct prediction is titled in
+        green and a wrong one in red (``"true → predicted"``).
+    class_names:
+        Names for the class indices (default: the index itself).
+    ncols:
+        Images per row.
+    title:
+        Title of the whole figure.
+    confidences:
+        The model's probability for its prediction, shown beside it.
+    cmap:
+        Colour map for grayscale images (default ``"gray_r"``: dark ink on white, as written).
+    """
+    plt = _plt()
+    arr = _as_images(images)
+    n = len(arr)
+    if n == 0:
+        raise ValueError("image_grid needs at least one image.")
+    for name, seq in (("labels", labels), ("predictions", predictions), ("confidences", confidences)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries but there are {n} images.")
+    nrows, ncols = _grid_shape(n, ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.45 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    vmax = 255 if arr.dtype == np.uint8 else 1.0
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        if arr.ndim == 3:
+            ax.imshow(arr[i], cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+        else:
+            ax.imshow(arr[i], interpolation="nearest")
+        parts: list[str] = []
+        color = "black"
+        if labels is not None and predictions is not None:
+            true, pred = int(labels[i]), int(predictions[i])
+            parts.append(_name(true, class_names) if true == pred
+                         else f"{_name(true, class_names)} → {_name(pred, class_names)}")
+            color = "tab:green" if true == pred else "tab:red"
+        elif labels is not None:
+            parts.append(_name(labels[i], class_names))
+        elif predictions is not None:
+            parts.append(f"pred {_name(predictions[i], class_names)}")
+        if confidences is not None:
+            parts.append(f"{float(confidences[i]):.0%}")
+        if parts:
+            ax.set_title(" ".join(parts), fontsize=8, color=color)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def mistakes_gallery(
+    images: np.ndarray,
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    confidences: Sequence[float] | np.ndarray,
+    class_names: Sequence[str] | None = None,
+    ncols: int = 8,
+    title: str | None = "Most confident mistakes",
+) -> Figure:
+    """The model's mistakes, each titled ``true: …`` / ``pred: … (confidence)``.
+
+    Typically ``images = x_test[idx]`` with ``idx = evaluation.most_confident_mistakes(probs, y_test)``,
+    ``y_pred = probs[idx].argmax(1)`` and ``confidences = probs[idx].max(1)``.
+    """
+    plt = _plt()
+    arr = _as_images(images)
+    n = len(arr)
+    if n == 0:
+        raise ValueError("mistakes_gallery needs at least one image (the model made no mistakes?).")
+    if not (len(y_true) == len(y_pred) == len(confidences) == n):
+        raise ValueError(
+            f"images, y_true, y_pred and confidences must have the same length; got "
+            f"{n}, {len(y_true)}, {len(y_pred)}, {len(confidences)}."
+        )
+    nrows, ncols = _grid_shape(n, ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.45 * ncols, 1.75 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    vmax = 255 if arr.dtype == np.uint8 else 1.0
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        if arr.ndim == 3:
+            ax.imshow(arr[i], cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
+        else:
+            ax.imshow(arr[i], interpolation="nearest")
+        ax.set_title(
+            f"true: {_name(y_true[i], class_names)}\npred: {_name(y_pred[i], class_names)} "
+            f"({float(confidences[i]):.0%})",
+            fontsize=8,
+            color="tab:red" if int(y_true[i]) != int(y_pred[i]) else "black",
+        )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def class_balance(
+    labels_by_split: Mapping[str, np.ndarray],
+    class_names: Sequence[str],
+    *,
+    normalize: bool = True,
+) -> Figure:
+    """Grouped bars: how often each class occurs in each split.
+
+    With ``normalize=True`` (default) the bars are each split's share of the class
+    (in %), so splits of very different sizes compare directly; the legend gives
+    each split's size.  With ``normalize=False`` the bars are counts.
+    """
+    plt = _plt()
+    if not labels_by_split:
+        raise ValueError("labels_by_split is empty; pass e.g. {'train': y_train, 'test': y_test}.")
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * k + 2), 3.5))
+    width = 0.8 / len(labels_by_split)
+    x = np.arange(k)
+    for j, (split, labels) in enumerate(labels_by_split.items()):
+        labels = np.asarray(labels).astype(int).ravel()
+        if labels.size and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"split {split!r} has labels outside 0..{k - 1}.")
+        counts = np.bincount(labels, minlength=k)
+        values = 100.0 * counts / max(labels.size, 1) if normalize else counts
+        ax.bar(x + (j - (len(labels_by_split) - 1) / 2) * width, values, width,
+               label=f"{split} (n={labels.size:,})")
+    if normalize:
+        ax.axhline(100.0 / k, color="gray", lw=0.8, ls="--", label="perfectly balanced")
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(c) for c in class_names], rotation=30 if max(len(str(c)) for c in class_names) > 3 else 0,
+                       ha="right" if max(len(str(c)) for c in class_names) > 3 else "center")
+    ax.set_ylabel("share of the split (%)" if normalize else "images")
+    ax.set_xlabel("class")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _history_dict(history: Any) -> dict[str, list[float]]:
+    if hasattr(history, "history") and isinstance(history.history, Mapping):
+        history = history.history
+    if not isinstance(history, Mapping):
+        raise ValueError("history must be a dict of lists or a keras History (model.fit's return value).")
+    return {str(k): [float(v) for v in np.ravel(vals)] for k, vals in history.items()}
+
+
+def learning_curves(
+    history: Any,
+    metrics: Sequence[str] = ("loss", "accuracy"),
+    *,
+    best_epoch: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One panel per metric: training and validation values against the epoch (1-based).
+
+    ``history`` is ``model.fit(...).history`` (or the History itself, or
+    ``TrainResult.history``).  ``val_<metric>`` is drawn when present.
+    ``best_epoch`` (1-based) marks the epoch whose weights were kept.
+    """
+    plt = _plt()
+    hist = _history_dict(history)
+    missing = [m for m in metrics if m not in hist and f"val_{m}" not in hist]
+    if missing:
+        raise ValueError(f"history has no {missing}; it has {sorted(hist)}.")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.3), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for key, label, style in ((metric, "training", "-o"), (f"val_{metric}", "validation", "-s")):
+            if key in hist:
+                values = hist[key]
+                ax.plot(np.arange(1, len(values) + 1), values, style, ms=3, label=label)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="gray", ls="--", lw=0.8, label=f"best epoch ({best_epoch})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(
+    cm: np.ndarray,
+    class_names: Sequence[str],
+    normalize: bool = False,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """A confusion matrix as a heat map, rows = true class, columns = predicted class.
+
+    With ``normalize=True`` each row is divided by its total, so a cell reads
+    "the share of images of this true class predicted as that class".
+    """
+    plt = _plt()
+    cm = np.asarray(cm)
+    k = len(class_names)
+    if cm.shape != (k, k):
+        raise ValueError(f"cm must be {k}×{k} for {k} class names; got shape {cm.shape}.")
+    values = cm.astype(float)
+    if normalize:
+        totals = values.sum(axis=1, keepdims=True)
+        values = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    size = max(4.5, 0.55 * k + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    im = ax.imshow(values, cmap="Blues", vmin=0, vmax=values.max() if values.max() > 0 else 1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class" if normalize else "images")
+    threshold = values.max() / 2 if values.max() > 0 else 1
+    for i in range(k):
+        for j in range(k):
+            v = values[i, j]
+            if (normalize and v < 0.005) or (not normalize and cm[i, j] == 0):
+                continue  # empty cells stay blank, so the mistakes stand out
+            text = f"{v:.2f}" if normalize else f"{int(cm[i, j])}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7 if k > 10 else 8,
+                    color="white" if v > threshold else "black")
+    ticks = np.arange(k)
+    long_names = max(len(str(c)) for c in class_names) > 3
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(c) for c in class_names], rotation=45 if long_names else 0,
+                       ha="right" if long_names else "center")
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([str(c) for c in class_names])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(calibration: Any, *, title: str | None = None) -> Figure:
+    """Reliability diagram: accuracy against confidence per bin, with the diagonal of perfect calibration.
+
+    ``calibration`` is what :func:`cnnbook.evaluation.calibration` returns (any
+    object with ``bin_edges``, ``accuracy``, ``confidence``, ``counts`` and ``ece``).
+    The upper panel shows each bin's accuracy as a bar and the gap to the bin's mean
+    confidence in red; the lower panel how many predictions fall in each bin (log scale).
+    """
+    plt = _plt()
+    edges = np.asarray(calibration.bin_edges, dtype=float)
+    acc = np.asarray(calibration.accuracy, dtype=float)
+    conf = np.asarray(calibration.confidence, dtype=float)
+    counts = np.asarray(calibration.counts)
+    if not (len(edges) - 1 == len(acc) == len(conf) == len(counts)):
+        raise ValueError("calibration has inconsistent bins (bin_edges must have one entry more than the rest).")
+    centres = (edges[:-1] + edges[1:]) / 2
+    widths = np.diff(edges)
+    used = counts > 0
+    fig, (ax, ax_count) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True,
+                                       gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
+    ax.bar(centres[used], acc[used], widths[used], edgecolor="black", color="tab:blue", alpha=0.8,
+           label="accuracy in the bin")
+    gap_bottom = np.minimum(acc, conf)[used]
+    ax.bar(centres[used], np.abs(conf - acc)[used], widths[used], bottom=gap_bottom, color="tab:red",
+           alpha=0.35, edgecolor="tab:red", hatch="//", label="gap to mean confidence")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.text(0.97, 0.05, f"ECE = {float(calibration.ece):.2%}", transform=ax.transAxes, ha="right",
+            fontsize=10, bbox={"facecolor": "white", "edgecolor": "gray"})
+    ax_count.bar(centres, counts, widths, color="gray", edgecolor="black")
+    if counts.max() > 0:
+        ax_count.set_yscale("log")
+    ax_count.set_xlabel("confidence (top-1 probability)")
+    ax_count.set_ylabel("predictions")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def preprocessing_steps(steps: Mapping[str, np.ndarray], *, title: str | None = None) -> Figure:
+    """Each intermediate image of a preprocessing pipeline, titled with its name and size.
+
+    ``steps`` maps a step's name to its image (e.g. :func:`cnnbook.images.prepare_digit_steps`);
+    2-D images are drawn in gray (1 = white), each panel keeping its own pixel size visible.
+    """
+    plt = _plt()
+    if not steps:
+        raise ValueError("steps is empty.")
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.3 * len(steps), 2.8 + (0.3 if title else 0)),
+                             squeeze=False)
+    for ax, (name, image) in zip(axes.flat, steps.items()):
+        a = np.asarray(image)
+        if a.dtype == bool:
+            a = a.astype(np.float32)
+        if a.ndim == 2:
+            ax.imshow(a, cmap="gray", vmin=0, vmax=max(1.0, float(a.max())) if a.dtype != np.uint8 else 255,
+                      interpolation="nearest")
+        else:
+            ax.imshow(a, interpolation="nearest")
+        ax.set_title(f"{name}\n{a.shape[1]}×{a.shape[0]}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def digit_predictions(
+    originals: Sequence[np.ndarray],
+    inputs: Sequence[np.ndarray | None],
+    captions: Sequence[str],
+    predictions: Sequence[str],
+    ncols: int = 5,
+) -> Figure:
+    """Own images and what the model made of them: each original above its 28×28 input.
+
+    ``originals`` are display images (RGB or gray arrays, any size); ``inputs`` the
+    28×28 model inputs (``None`` where no digit was found); ``captions`` name the
+    originals and ``predictions`` title the inputs (e.g. ``"3 (97%)"``).
+    """
+    plt = _plt()
+    n = len(originals)
+    if n == 0:
+        raise ValueError("digit_predictions needs at least one image.")
+    if not (len(inputs) == len(captions) == len(predictions) == n):
+        raise ValueError("originals, inputs, captions and predictions must have the same length.")
+    groups, ncols = _grid_shape(n, ncols)
+    fig, axes = plt.subplots(2 * groups, ncols, figsize=(2.0 * ncols, 4.0 * groups), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i in range(n):
+        row, col = 2 * (i // ncols), i % ncols
+        top, bottom = axes[row, col], axes[row + 1, col]
+        original = np.asarray(originals[i])
+        top.imshow(original, cmap="gray" if original.ndim == 2 else None)
+        top.set_title(captions[i], fontsize=8)
+        if inputs[i] is not None:
+            bottom.imshow(np.asarray(inputs[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            bottom.text(0.5, 0.5, "no digit", ha="center", va="center", transform=bottom.transAxes)
+        bottom.set_title(predictions[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps(
+    maps: np.ndarray,
+    ncols: int = 8,
+    title: str | None = None,
+    *,
+    cmap: str = "viridis",
+) -> Figure:
+    """The channels of one layer's output for one image, one small panel per channel.
+
+    ``maps`` has shape ``H×W×C`` (e.g. ``activation_model(x[None])[0]``); each
+    panel is scaled on its own, titled with the channel's index.
+    """
+    plt = _plt()
+    maps = np.asarray(maps)
+    if maps.ndim == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if maps.ndim == 2:
+        maps = maps[..., None]
+    if maps.ndim != 3:
+        raise ValueError(f"maps must have shape H×W×C (one image's feature maps); got {maps.shape}.")
+    c = maps.shape[-1]
+    nrows, ncols = _grid_shape(c, ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.35 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= c:
+            continue
+        ax.imshow(maps[..., i], cmap=cmap, interpolation="nearest")
+        ax.set_title(str(i), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- Data, architecture and schedule figures (chapters 3–5) ---------------------
+
+
+def pixel_histogram(images: np.ndarray, *, bins: int = 64, title: str | None = None) -> Figure:
+    """Histogram of all pixel values (log-scaled counts, so the rare mid-greys stay visible)."""
+    plt = _plt()
+    values = np.asarray(images).reshape(-1)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(values, bins=bins, color="tab:blue")
+    ax.set_yscale("log")
+    ax.set_xlabel("pixel value")
+    ax.set_ylabel("number of pixels (log scale)")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def architecture(model: Any, *, title: str | None = None) -> Figure:
+    """A Keras model drawn as a column of boxes, one per layer, with its output shape and parameters."""
+    plt = _plt()
+    rows = []
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = tuple(shape.shape[1:]) if shape is not None else ()
+        rows.append((layer.name, type(layer).__name__, "×".join(str(d) for d in shape), layer.count_params()))
+    height = 0.42 * len(rows) + 0.6
+    fig, ax = plt.subplots(figsize=(7, height))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-len(rows), 0.6)
+    ax.set_axis_off()
+    kinds = sorted({kind for _, kind, _, _ in rows})
+    colours = {kind: plt.cm.Pastel1(i % 9) for i, kind in enumerate(kinds)}
+    for i, (name, kind, shape, params) in enumerate(rows):
+        y = -i
+        ax.add_patch(plt.Rectangle((0.05, y - 0.35), 0.9, 0.7, facecolor=colours[kind], edgecolor="0.3"))
+        ax.text(0.08, y, f"{kind}", va="center", fontsize=9, weight="bold")
+        ax.text(0.42, y, shape, va="center", fontsize=9, family="monospace")
+        ax.text(0.92, y, f"{params:,} params" if params else "", va="center", ha="right", fontsize=8)
+        if i:
+            ax.annotate("", xy=(0.5, y + 0.35), xytext=(0.5, y + 0.65), arrowprops={"arrowstyle": "->"})
+    ax.set_title(title or f"{model.name}: {model.count_params():,} parameters")
+    fig.tight_layout()
+    return fig
+
+
+def learning_rate(rates: Sequence[float] | np.ndarray, *, steps_per_epoch: int | None = None,
+                  title: str | None = None) -> Figure:
+    """The learning rate at every training step (x axis in epochs when ``steps_per_epoch`` is given)."""
+    plt = _plt()
+    rates = np.asarray(rates, dtype=float)
+    x = np.arange(len(rates), dtype=float)
+    if steps_per_epoch:
+        x = x / steps_per_epoch
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.plot(x, rates)
+    ax.set_xlabel("epoch" if steps_per_epoch else "step")
+    ax.set_ylabel("learning rate")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

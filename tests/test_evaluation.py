@@ -1,0 +1,248 @@
+"""cnnbook.evaluation: metrics from labels and probabilities, checked against scikit-learn and by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from sklearn import metrics
+
+from cnnbook import evaluation
+from cnnbook.images import ImageError, NoDigitFoundError
+
+
+def random_probs(n=500, k=10, seed=0, temperature=1.0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (n, k)) / temperature
+    return evaluation.softmax(logits), rng
+
+
+class FakeModel:
+    """Stands in for a Keras model: ``predict`` returns fixed logits (no TensorFlow needed)."""
+
+    def __init__(self, logits):
+        self.logits = np.asarray(logits, dtype=np.float32)
+        self.calls = []
+
+    def predict(self, x, batch_size=32, verbose=0):
+        self.calls.append((np.asarray(x).shape, batch_size))
+        return np.tile(self.logits, (len(x), 1))
+
+
+# --- Probabilities and top-k ------------------------------------------------------------
+
+
+def test_softmax_is_stable_and_normalised():
+    p = evaluation.softmax(np.array([[1000.0, 1000.0, -1000.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(p, [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-6)
+    assert p.dtype == np.float32
+
+
+def test_predict_proba_applies_softmax_to_logits():
+    model = FakeModel([2.0, 0.0, -1.0])
+    p = evaluation.predict_proba(model, np.zeros((5, 28, 28, 1)), batch_size=64)
+    assert p.shape == (5, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(p[0], evaluation.softmax([2.0, 0.0, -1.0]), rtol=1e-6)
+    assert model.calls == [((5, 28, 28, 1), 64)]
+    already = evaluation.predict_proba(FakeModel([0.7, 0.2, 0.1]), np.zeros((2, 4)), from_logits=False)
+    np.testing.assert_allclose(already[0], [0.7, 0.2, 0.1], rtol=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluation.predict_proba(model, np.zeros((2, 4)), batch_size=0)
+
+
+def test_top_k_one_and_many():
+    classes, values = evaluation.top_k(np.array([0.1, 0.5, 0.15, 0.25]), k=3)
+    assert classes.tolist() == [1, 3, 2]
+    np.testing.assert_allclose(values, [0.5, 0.25, 0.15])
+    probs, _ = random_probs(20)
+    classes, values = evaluation.top_k(probs, k=3)
+    assert classes.shape == values.shape == (20, 3)
+    assert (classes[:, 0] == probs.argmax(axis=1)).all()
+    assert (np.diff(values, axis=1) <= 0).all()
+    ties, _ = evaluation.top_k(np.array([0.25, 0.25, 0.25, 0.25]), k=2)
+    assert ties.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="k must be"):
+        evaluation.top_k(np.array([0.5, 0.5]), k=3)
+
+
+def test_accuracy():
+    assert evaluation.accuracy([0, 1, 2, 3], [0, 1, 0, 3]) == 0.75
+    with pytest.raises(ValueError, match="same length"):
+        evaluation.accuracy([0, 1], [0])
+    with pytest.raises(ValueError, match="undefined"):
+        evaluation.accuracy([], [])
+
+
+# --- Confusion matrix and report ----------------------------------------------------------
+
+
+def test_confusion_matrix_matches_scikit_learn():
+    rng = np.random.default_rng(1)
+    y_true, y_pred = rng.integers(0, 10, 1000), rng.integers(0, 10, 1000)
+    cm = evaluation.confusion_matrix(y_true, y_pred, 10)
+    np.testing.assert_array_equal(cm, metrics.confusion_matrix(y_true, y_pred, labels=range(10)))
+    assert cm.sum() == 1000
+    np.testing.assert_array_equal(cm.sum(axis=1), np.bincount(y_true, minlength=10))
+    assert np.trace(cm) == (y_true == y_pred).sum()
+
+
+def test_confusion_matrix_small_case_by_hand():
+    cm = evaluation.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    # A class nobody predicted or labelled still gets its row and column.
+    assert evaluation.confusion_matrix([0], [0], 4).shape == (4, 4)
+
+
+def test_confusion_matrix_rejects_bad_labels():
+    with pytest.raises(ValueError, match="outside"):
+        evaluation.confusion_matrix([0, 10], [0, 1], 10)
+    with pytest.raises(ValueError, match="1-D"):
+        evaluation.confusion_matrix(np.eye(3), [0, 1, 2], 3)
+    with pytest.raises(ValueError, match="integer"):
+        evaluation.confusion_matrix([0.5, 1.0], [0, 1], 3)
+
+
+def test_classification_report_matches_scikit_learn_and_hand():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 2, 2])
+    report = evaluation.classification_report(y_true, y_pred, ["zero", "one", "two"])
+    assert report["zero"]["precision"] == pytest.approx(1.0)
+    assert report["zero"]["recall"] == pytest.approx(2 / 3)
+    assert report["one"]["precision"] == pytest.approx(0.5)
+    assert report["two"]["f1-score"] == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+    assert report["zero"]["support"] == 3
+    assert report["accuracy"] == pytest.approx(4 / 6)
+    assert report["macro avg"]["recall"] == pytest.approx(
+        metrics.recall_score(y_true, y_pred, average="macro"))
+
+
+def test_classification_report_lists_absent_classes():
+    report = evaluation.classification_report([0, 0, 1], [0, 1, 1], ["a", "b", "c"])
+    assert report["c"]["support"] == 0 and report["c"]["f1-score"] == 0
+    assert report["accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="distinct"):
+        evaluation.classification_report([0], [0], ["a", "a"])
+
+
+def test_report_table_renders():
+    report = evaluation.classification_report([0, 1, 1], [0, 1, 0], ["cat", "dog"])
+    table = evaluation.report_table(report, digits=2)
+    assert table.columns == ("class", "precision", "recall", "F1", "support")
+    assert [row[0] for row in table.rows] == ["cat", "dog", "macro avg", "weighted avg", "accuracy"]
+    assert table.rows[0][1:] == ("0.50", "1.00", "0.67", "1")
+    html = table._repr_html_()
+    assert html.startswith("<table>") and "<td>dog</td>" in html
+    assert "weighted avg" in str(table)
+
+
+# --- Mistakes and calibration ----------------------------------------------------------------
+
+
+def test_most_confident_mistakes_sorted_and_only_mistakes():
+    probs = np.array([
+        [0.9, 0.1],   # correct
+        [0.2, 0.8],   # wrong, 0.8
+        [0.6, 0.4],   # wrong, 0.6
+        [0.05, 0.95],  # wrong, 0.95
+        [0.3, 0.7],   # correct
+    ])
+    y = np.array([0, 0, 1, 0, 1])
+    idx = evaluation.most_confident_mistakes(probs, y, k=2)
+    assert idx.tolist() == [3, 1]
+    assert evaluation.most_confident_mistakes(probs, y, k=10).tolist() == [3, 1, 2]
+    assert evaluation.most_confident_mistakes(probs, np.array([0, 1, 0, 1, 1]), k=5).size == 0
+
+
+def test_most_confident_mistakes_rejects_non_probabilities():
+    with pytest.raises(ValueError, match="sum"):
+        evaluation.most_confident_mistakes(np.array([[2.0, -1.0]]), [0])
+    with pytest.raises(ValueError, match="same length"):
+        evaluation.most_confident_mistakes(np.array([[0.5, 0.5]]), [0, 1])
+
+
+def test_calibration_of_a_perfectly_calibrated_model_is_near_zero():
+    # Draw labels from the model's own probabilities: then confidence = accuracy in expectation.
+    probs, rng = random_probs(20000, k=5, seed=3)
+    y = np.array([rng.choice(5, p=p / p.sum()) for p in probs.astype(np.float64)])
+    cal = evaluation.calibration(probs, y, n_bins=10)
+    assert cal.ece < 0.02
+    assert cal.counts.sum() == 20000 and cal.n == 20000
+    assert cal.bin_edges.shape == (11,) and cal.centres.shape == (10,)
+
+
+def test_calibration_of_an_overconfident_model_by_hand():
+    # Always 90% sure, right half of the time: ECE = |0.5 − 0.9| = 0.4, all in the last bin.
+    probs = np.tile([0.9, 0.1], (10, 1))
+    y = np.array([0, 1] * 5)
+    cal = evaluation.calibration(probs, y, n_bins=10)
+    assert cal.ece == pytest.approx(0.4)
+    assert cal.mce == pytest.approx(0.4)
+    assert cal.counts.tolist() == [0] * 8 + [10, 0]  # 0.9 falls in (0.8, 0.9]
+    assert np.isnan(cal.accuracy[0]) and cal.accuracy[8] == pytest.approx(0.5)
+    assert cal.overall_accuracy == pytest.approx(0.5) and cal.mean_confidence == pytest.approx(0.9)
+
+
+def test_calibration_bad_input():
+    with pytest.raises(ValueError, match="n_bins"):
+        evaluation.calibration(np.array([[0.5, 0.5]]), [0], n_bins=0)
+    with pytest.raises(ValueError, match="at least one"):
+        evaluation.calibration(np.zeros((0, 3)), [])
+
+
+# --- One image ------------------------------------------------------------------------------
+
+
+def _one(tmp_path):
+    img = Image.new("L", (120, 160), 240)
+    ImageDraw.Draw(img).line([(60, 20), (60, 140)], fill=10, width=16)
+    path = tmp_path / "one.png"
+    img.save(path)
+    return path
+
+
+def test_predict_image_top3(tmp_path):
+    logits = np.zeros(10)
+    logits[1], logits[7], logits[4] = 5.0, 3.0, 2.0
+    model = FakeModel(logits)
+    result = evaluation.predict_image(model, _one(tmp_path), [str(d) for d in range(10)], k=3)
+    assert model.calls[0][0] == (1, 28, 28, 1)  # one MNIST-shaped input
+    assert result.classes.tolist() == [1, 7, 4]
+    assert result.label == "1"
+    np.testing.assert_allclose(result.probabilities, evaluation.softmax(logits)[[1, 7, 4]], rtol=1e-5)
+    assert result.digit.shape == (28, 28)
+    assert result.source == "one.png"
+    table = result.table()
+    assert table.rows[0] == ("1", "1", f"{result.confidence:.1%}")
+    assert "one.png" in str(result)
+
+
+def test_predict_image_refuses_instead_of_guessing(tmp_path):
+    model = FakeModel(np.arange(10.0))
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    with pytest.raises(NoDigitFoundError):
+        evaluation.predict_image(model, blank)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\x00\x01 definitely not a jpeg")
+    with pytest.raises(ImageError):
+        evaluation.predict_image(model, junk)
+    assert model.calls == []  # the model was never asked
+    with pytest.raises(ValueError, match="class names"):
+        evaluation.predict_image(model, _one(tmp_path), ["a", "b"])
+
+
+def test_accuracy_interval_wilson():
+    # Reference values of the Wilson score interval (95%).
+    low, high = evaluation.accuracy_interval(81, 263)
+    assert low == pytest.approx(0.2553, abs=1e-4) and high == pytest.approx(0.3662, abs=1e-4)
+    assert evaluation.accuracy_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    assert evaluation.accuracy_interval(10, 10) == (pytest.approx(0.7225, abs=1e-4), 1.0)
+    narrow = evaluation.accuracy_interval(9900, 10000)
+    assert narrow[0] < 0.99 < narrow[1] and narrow[1] - narrow[0] < 0.005
+    wider = evaluation.accuracy_interval(9900, 10000, confidence=0.99)
+    assert wider[0] < narrow[0] and wider[1] > narrow[1]
+    with pytest.raises(ValueError):
+        evaluation.accuracy_interval(11, 10)
+    with pytest.raises(ValueError, match="confidence"):
+        evaluation.accuracy_interval(1, 10, confidence=1.5)
