@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 execute: setup
 	$(PY) -m cnnbook.book execute $(CHAPTERS)
 
-html: setup
+html: setup $(if $(filter book,$(MAKECMDGOALS)),execute)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
 
 book: execute html

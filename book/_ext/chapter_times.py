@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from docutils import nodes
+from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
@@ -46,7 +47,7 @@ class ChapterTimes(SphinxDirective):
     """A Markdown table: chapter, time of its stored run, where it ran."""
 
     has_content = False
-    option_spec = {"prefix": str}
+    option_spec = {"prefix": directives.unchanged_required}
 
     def run(self) -> list[nodes.Node]:
         prefix = self.options.get("prefix", "notebooks/")
