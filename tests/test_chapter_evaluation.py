@@ -65,7 +65,7 @@ def test_report_and_calibration_values_are_sane(executed):
 def test_sample_images_get_a_top3_prediction(executed):
     _, glued = executed
     assert glued["own_digits_total"] == 10
-    assert 0 <= glued["own_digits_correct"] <= 10
+    assert 0 <= glued["own_digits_correct"] <= 10 and 0 <= glued["own_digits_naive_correct"] <= 10
     assert glued["sample_8_top1"] in [str(d) for d in range(10)]
     top3 = glued["sample_8_top3_probabilities"]
     assert len(top3) == 3 and top3 == sorted(top3, reverse=True)

@@ -72,7 +72,7 @@ def test_blank_and_broken_inputs_are_refused(model_file, tmp_path, capsys):
     assert status == 1
     out_lines = captured.out.strip().splitlines()
     assert LINE.match(out_lines[0])  # the good image still gets its answer
-    assert out_lines[1].startswith(f"{BLANK}: no digit found")
+    assert out_lines[1].startswith(f"{BLANK}: No digit found")
     assert f"{text}: error" in captured.err and "not an image" in captured.err
     assert f"{empty}: error" in captured.err and "empty" in captured.err
     assert "missing.png: error" in captured.err

@@ -121,19 +121,20 @@ def random_shifts(n: int, min_shift: int = 2, max_shift: int = 4, seed: int = 0)
 # --- Models ------------------------------------------------------------------------
 
 
-def logistic_regression(C: float = 1.0, max_iter: int = 100, tol: float = 1e-3) -> Any:
+def logistic_regression(C: float = 1.0, max_iter: int = 300) -> Any:
     """Multinomial logistic regression on raw pixels: one linear score per class.
 
     ``C=1`` with an L2 penalty, as in the Fashion-MNIST benchmark's best
-    logistic regression (0.917 on MNIST).  ``tol`` is looser than
-    scikit-learn's default: the accuracy is the same to 0.1 % and it trains
-    several times faster.
+    logistic regression (0.917 on MNIST).  L-BFGS needs about 250 iterations
+    to converge on 55 000 MNIST images, hence ``max_iter=300``.
     """
     from sklearn.linear_model import LogisticRegression
 
     if C <= 0:
         raise ValueError(f"C must be positive, got {C}.")
-    return LogisticRegression(C=C, max_iter=max_iter, tol=tol)
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}.")
+    return LogisticRegression(C=C, max_iter=max_iter)
 
 
 def random_forest(

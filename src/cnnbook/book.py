@@ -262,6 +262,9 @@ def execute(
     import nbformat
     import papermill
 
+    # TensorFlow's C++ start-up chatter (INFO/WARNING lines on the kernel's stderr)
+    # would otherwise be stored in the chapter and shown in the book.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     path = Path(path)
     output = Path(output) if output is not None else path
     # papermill saves as it goes; run into a scratch file so that a failed or

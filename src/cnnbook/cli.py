@@ -55,7 +55,7 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             result = evaluation.predict_image(model, path, DIGITS, k=args.top)
         except images.NoDigitFoundError as err:
-            print(f"{path}: no digit found — {err}")
+            print(f"{path}: {err}")  # the message starts with "No digit found"
             status = 1
             continue
         except (images.ImageError, FileNotFoundError, IsADirectoryError, PermissionError) as err:

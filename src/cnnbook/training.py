@@ -46,7 +46,7 @@ __all__ = [
 class TrainConfig:
     """Everything that decides how a model is trained (not what it is)."""
 
-    epochs: int = 6
+    epochs: int = 7
     batch_size: int = 128
     learning_rate: float = 3e-3
     schedule: str = "onecycle"  # "onecycle", "cosine" or "constant"
