@@ -125,6 +125,11 @@ def test_fit_and_accuracy_check_lengths():
     fit = baselines.fit_timed(baselines.logistic_regression(), x, y)
     with pytest.raises(ValueError, match="labels"):
         baselines.accuracy(fit.model, x, y[:5])
+    with pytest.raises(ValueError, match="blas_threads"):
+        baselines.fit_timed(baselines.logistic_regression(), x, y, blas_threads=0)
+    unlimited = baselines.fit_timed(baselines.logistic_regression(), x, y, blas_threads=None)
+    flat = baselines.flatten(x)
+    np.testing.assert_array_equal(unlimited.model.predict(flat), fit.model.predict(flat))
     with pytest.raises(ValueError):
         baselines.logistic_regression(C=0)
     with pytest.raises(ValueError):

@@ -32,7 +32,6 @@ def test_building_chapter(chapter_runner):
     assert g["graph_bug_val_accuracy"] == pytest.approx(g["logits_val_accuracy"], abs=1e-6)
     # ... but a softmax Keras cannot see trains on doubly-softmaxed outputs: its loss stays high.
     assert g["eager_bug_val_loss"] > g["logits_val_loss"]
-    assert g["chapter_seconds"] < 90
 
 
 def test_training_chapter(chapter_runner):
@@ -44,7 +43,6 @@ def test_training_chapter(chapter_runner):
     assert g["epochs_run"] == 1
     assert g["resumed_epochs_run"] == 1  # two of three epochs were restored from the backup
     assert 0 < g["best_val_accuracy"] <= 1
-    assert g["chapter_seconds"] < 90
 
 
 def test_beyond_digits_chapter(chapter_runner):

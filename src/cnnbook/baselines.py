@@ -13,7 +13,8 @@ networks on one fixed split.  This module holds the pieces that are not Keras:
   measure how robust each model is to translation;
 * :class:`Stopwatch` — a tiny wall-clock timer.
 
-It imports NumPy and scikit-learn only (scikit-learn inside the functions).
+It imports NumPy and scikit-learn only (scikit-learn and its ``threadpoolctl``
+inside the functions).
 """
 
 from __future__ import annotations
@@ -195,13 +196,25 @@ class FitResult:
     seconds: float
 
 
-def fit_timed(model: Any, images: np.ndarray, labels: np.ndarray) -> FitResult:
-    """Fit a scikit-learn classifier on flattened images and time it."""
+def fit_timed(model: Any, images: np.ndarray, labels: np.ndarray, *, blas_threads: int | None = 1) -> FitResult:
+    """Fit a scikit-learn classifier on flattened images and time it.
+
+    ``blas_threads`` caps the threads of the linear-algebra library during the
+    fit (``None``: leave them alone).  One thread is the default because
+    logistic regression's L-BFGS solver makes many small matrix products: on a
+    machine whose cores are busy with other work, several BLAS threads mostly
+    wait for each other and the fit can be ten times slower.  Random forests
+    do not use BLAS; their ``n_jobs`` is unaffected.
+    """
+    from threadpoolctl import threadpool_limits
+
     x = flatten(images)
     y = np.asarray(labels).reshape(-1)
     if len(x) != len(y):
         raise ValueError(f"{len(x)} images but {len(y)} labels.")
-    with Stopwatch() as sw:
+    if blas_threads is not None and blas_threads < 1:
+        raise ValueError(f"blas_threads must be at least 1 (or None), got {blas_threads}.")
+    with threadpool_limits(limits=blas_threads, user_api="blas"), Stopwatch() as sw:
         model.fit(x, y)
     return FitResult(model=model, seconds=sw.seconds)
 

@@ -270,11 +270,17 @@ def execute(
     # papermill saves as it goes; run into a scratch file so that a failed or
     # interrupted run never replaces the stored chapter.
     running = output.with_name(f".{output.stem}.running.ipynb")
+    # A previous parameterised run may have left papermill's injected cell behind;
+    # drop it, so the defaults of the parameters cell (the full run) really apply.
+    source = nbformat.read(str(path), as_version=4)
+    source.cells = [c for c in source.cells if _INJECTED not in c.get("metadata", {}).get("tags", [])]
+    clean_input = path.with_name(f".{path.stem}.input.ipynb")
+    nbformat.write(source, str(clean_input))
     start = time.perf_counter()
     try:
         with _expected_errors_allowed():
             nb = papermill.execute_notebook(
-                str(path),
+                str(clean_input),
                 str(running),
                 parameters=parameters or {},
                 kernel_name=kernel_name,
@@ -284,6 +290,7 @@ def execute(
                 log_output=False,
             )
         seconds = time.perf_counter() - start
+        _drop_native_log_lines(nb)
         nb.metadata["cnnbook"] = {
             **nb.metadata.get("cnnbook", {}),
             "source_hash": source_hash(nb),
@@ -295,7 +302,30 @@ def execute(
         os.replace(running, output)
     finally:
         running.unlink(missing_ok=True)
+        clean_input.unlink(missing_ok=True)
     return nb
+
+
+# TensorFlow's C++ runtime logs through absl straight to the kernel's stderr
+# ("I0000 00:00:... port.cc:153] oneDNN custom operations are on", "failed call to
+# cuInit" on machines without a GPU).  They describe the machine, not the chapter.
+_NATIVE_LOG = re.compile(r"^(?:[IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\]|WARNING: All log messages before absl::InitializeLog)")
+
+
+def _drop_native_log_lines(nb: Any) -> None:
+    """Remove TensorFlow's native log lines from stderr outputs (and outputs left empty)."""
+    for cell in nb.get("cells", []):
+        outputs = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+                kept = [line for line in text.splitlines(keepends=True) if not _NATIVE_LOG.match(line)]
+                if not "".join(kept).strip():
+                    continue
+                out["text"] = "".join(kept)
+            outputs.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = outputs
 
 
 def prepare_ci(path: str | os.PathLike[str], output: str | os.PathLike[str]) -> Path:
