@@ -10,6 +10,8 @@ Part I model, loading it from ``$CNNBOOK_MODEL_DIR`` or training it there.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import math
 import os
@@ -283,9 +285,15 @@ def model_dir() -> Path:
 
 
 def model_path(dataset: str, train_size: int | None, config: TrainConfig) -> Path:
-    """The file name says what produced the model, so different runs never collide."""
+    """The file name says what produced the model, so different runs never collide.
+
+    It ends in a short fingerprint of the recipe and of the model builder's source,
+    so a model cached by an older version of the book is never mistaken for this one.
+    """
     size = "all" if train_size is None else str(int(train_size))
-    return model_dir() / f"part1-{dataset}-n{size}-e{config.epochs}-s{config.seed}.keras"
+    recipe = json.dumps(asdict(config), sort_keys=True) + inspect.getsource(models.mnist_cnn)
+    fingerprint = hashlib.sha256(recipe.encode()).hexdigest()[:8]
+    return model_dir() / f"part1-{dataset}-n{size}-e{config.epochs}-s{config.seed}-{fingerprint}.keras"
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:

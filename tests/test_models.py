@@ -1,0 +1,60 @@
+"""Model builders: shapes, parameter counts, logits out, helpful errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from cnnbook import models  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "builder, shape, params",
+    [
+        (models.mnist_cnn, (28, 28, 1), 75242),
+        (models.mnist_cnn_sequential, (28, 28, 1), 75242),
+        (models.keras_io_convnet, (28, 28, 1), 34826),  # as published on keras.io
+        (models.article_cnn, (32, 32, 3), 122570),  # TensorFlow's CNN tutorial, as published
+        (models.article_cnn, (28, 28, 1), 93322),
+    ],
+)
+def test_parameter_counts(builder, shape, params):
+    model = builder(input_shape=shape, num_classes=10)
+    assert model.count_params() == params
+    assert model.output_shape == (None, 10)
+
+
+def test_outputs_are_logits_not_probabilities():
+    model = models.mnist_cnn()
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    logits = np.asarray(model(x))
+    assert not np.allclose(logits.sum(axis=1), 1.0)
+    probs = np.asarray(models.with_softmax(model)(x))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(probs.argmax(axis=1), logits.argmax(axis=1))
+
+
+def test_functional_and_sequential_twins_compute_the_same_function():
+    functional, sequential = models.mnist_cnn(), models.mnist_cnn_sequential()
+    sequential.set_weights(functional.get_weights())
+    x = np.random.default_rng(1).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(functional(x), sequential(x), atol=1e-6)
+
+
+def test_dense_net_has_no_convolution():
+    model = models.dense_net((28, 28, 1), 10, hidden=(32,))
+    assert not any(isinstance(l, keras.layers.Conv2D) for l in model.layers)
+    assert model.count_params() == 784 * 32 + 32 + 32 * 10 + 10
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (28, 28, 1, 1), (0, 28, 1)])
+def test_bad_input_shape_is_refused(shape):
+    with pytest.raises(ValueError, match="input_shape"):
+        models.mnist_cnn(input_shape=shape)
+
+
+def test_too_few_classes_is_refused():
+    with pytest.raises(ValueError, match="num_classes"):
+        models.keras_io_convnet(num_classes=1)

@@ -1,0 +1,122 @@
+"""The training recipe: config checks, schedule, callbacks, resume after interruption, model cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from cnnbook import data, models, training  # noqa: E402
+
+
+def tiny_splits(n_train=256, n_val=128, seed=0) -> data.Splits:
+    rng = np.random.default_rng(seed)
+    y_train = np.arange(n_train) % 10
+    y_val = np.arange(n_val) % 10
+
+    def images(labels):
+        # A learnable toy task: the class is written into the brightness of one row.
+        x = rng.random((len(labels), 28, 28, 1), dtype=np.float32) * 0.1
+        x[np.arange(len(labels)), 2 * labels + 4, :, 0] = 1.0
+        return x
+
+    return data.Splits(images(y_train), y_train.astype(np.uint8), images(y_val), y_val.astype(np.uint8),
+                       images(y_val), y_val.astype(np.uint8), tuple(str(i) for i in range(10)), "toy")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"learning_rate": 0}, "learning_rate"),
+     ({"schedule": "step"}, "schedule"), ({"warmup_fraction": 1.0}, "warmup_fraction")],
+)
+def test_config_refuses_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        training.TrainConfig(**kwargs)
+
+
+def test_default_config_is_for_the_mnist_family_only():
+    assert training.default_config("fashion_mnist").epochs > training.default_config("mnist").epochs
+    with pytest.raises(ValueError, match="cifar10"):
+        training.default_config("cifar10")
+
+
+def test_one_cycle_warms_up_then_decays_to_almost_zero():
+    schedule = training.OneCycle(peak=1e-2, total_steps=100, warmup_steps=20)
+    rates = np.array([float(schedule(s)) for s in range(100)])
+    assert rates[0] == pytest.approx(1e-2 / 25)
+    assert rates.argmax() in (19, 20)
+    assert rates.max() == pytest.approx(1e-2, rel=0.06)
+    assert np.all(np.diff(rates[:20]) > 0) and np.all(np.diff(rates[21:]) <= 1e-12)
+    assert rates[-1] < 1e-4
+    restored = training.OneCycle(**schedule.get_config())
+    assert float(restored(50)) == pytest.approx(float(schedule(50)))
+
+
+def test_constant_schedule_is_a_number():
+    config = training.TrainConfig(schedule="constant", learning_rate=1e-3)
+    assert training.learning_rate_schedule(config, steps_per_epoch=10) == 1e-3
+
+
+def test_fit_learns_keeps_best_epoch_and_times_epochs(tmp_path):
+    splits = tiny_splits()
+    training.set_seed(0)
+    result = training.fit_classifier(models.mnist_cnn(), splits, training.TrainConfig(epochs=3, batch_size=32),
+                                     work_dir=tmp_path, verbose=0)
+    assert len(result.epoch_seconds) == 3 and all(s > 0 for s in result.epoch_seconds)
+    assert result.best_val_accuracy == max(result.history["val_accuracy"])
+    assert result.best_val_accuracy > 0.5  # far above the 10 % of guessing
+    assert (tmp_path / "best.keras").is_file()
+    assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path):
+    splits = tiny_splits()
+    config = training.TrainConfig(epochs=3, batch_size=64)
+    training.set_seed(0)
+    with pytest.raises(training.SimulatedInterruption):
+        training.fit_classifier(models.mnist_cnn(), splits, config, work_dir=tmp_path, verbose=0,
+                                callbacks=[training.InterruptAfterEpoch(2)])
+    model = models.mnist_cnn()
+    resumed = training.fit_classifier(model, splits, config, work_dir=tmp_path, verbose=0)
+    assert len(resumed.epoch_seconds) == 1  # only the missing third epoch ran
+    assert int(model.optimizer.iterations.numpy()) == 3 * 4  # 256 images / 64 per batch, 3 epochs
+
+
+def test_empty_split_is_refused():
+    splits = tiny_splits()
+    empty = data.Splits(splits.x_train[:0], splits.y_train[:0], splits.x_val, splits.y_val,
+                        splits.x_test, splits.y_test, splits.class_names, "empty")
+    with pytest.raises(ValueError, match="non-empty"):
+        training.fit_classifier(models.mnist_cnn(), empty, training.TrainConfig(epochs=1))
+
+
+def test_model_path_names_the_recipe(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNBOOK_MODEL_DIR", str(tmp_path))
+    a = training.model_path("mnist", None, training.default_config("mnist"))
+    b = training.model_path("mnist", 2000, training.default_config("mnist"))
+    c = training.model_path("mnist", None, training.default_config("mnist", learning_rate=1e-3))
+    assert a.parent == tmp_path and len({a, b, c}) == 3
+    assert "nall" in a.name and "n2000" in b.name
+
+
+def test_save_model_is_atomic_and_writes_its_sidecar(tmp_path):
+    model = models.keras_io_convnet()
+    path = training.save_model(model, tmp_path / "m.keras", info={"best_epoch": 3})
+    assert [p.name for p in sorted(tmp_path.iterdir())] == ["m.json", "m.keras"]
+    assert json.loads((tmp_path / "m.json").read_text()) == {"best_epoch": 3}
+    assert keras.models.load_model(path, compile=False).count_params() == model.count_params()
+
+
+def test_trained_model_trains_once_then_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNBOOK_MODEL_DIR", str(tmp_path))
+    first = training.trained_model("mnist", train_size=200, epochs=1)
+    cached = list(tmp_path.glob("*.keras"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    second = training.trained_model("mnist", train_size=200, epochs=1)
+    assert cached[0].stat().st_mtime_ns == stamp  # loaded, not retrained
+    x = np.zeros((2, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(first(x), second(x), atol=1e-6)
