@@ -36,6 +36,14 @@ def test_outputs_are_logits_not_probabilities():
     np.testing.assert_array_equal(probs.argmax(axis=1), logits.argmax(axis=1))
 
 
+@pytest.mark.parametrize("builder", [models.article_cnn, models.mnist_cnn])
+def test_with_softmax_works_for_sequential_and_functional_models(builder, recwarn):
+    model = builder(input_shape=(28, 28, 1))
+    probs = np.asarray(models.with_softmax(model)(np.zeros((2, 28, 28, 1), dtype=np.float32)))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert not [w for w in recwarn if "structure" in str(w.message)]
+
+
 def test_functional_and_sequential_twins_compute_the_same_function():
     functional, sequential = models.mnist_cnn(), models.mnist_cnn_sequential()
     sequential.set_weights(functional.get_weights())

@@ -323,4 +323,4 @@ def cifar_cnn(
 def with_softmax(model: keras.Model) -> keras.Model:
     """``model`` followed by a softmax: probabilities out (for a loss with ``from_logits=False``)."""
     outputs = layers.Softmax(name="softmax")(model.outputs[0])
-    return keras.Model(model.input, outputs, name=f"{model.name}_softmax")
+    return keras.Model(model.inputs[0], outputs, name=f"{model.name}_softmax")
