@@ -45,3 +45,16 @@ def chapter_runner(tmp_path_factory):
             os.environ.pop("CNNBOOK_MODEL_DIR", None)
         else:
             os.environ["CNNBOOK_MODEL_DIR"] = old
+
+
+def code_cell(nb: dict, marker: str) -> dict:
+    """The first code cell whose source contains ``marker``."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and marker in "".join(cell["source"]):
+            return cell
+    raise AssertionError(f"no code cell contains {marker!r}")
+
+
+def stream_text(cell: dict) -> str:
+    """Everything a code cell printed (stdout and stderr streams)."""
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")

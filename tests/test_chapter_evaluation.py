@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book
+from conftest import code_cell, stream_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "06_evaluation.ipynb"
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.notebook
 @pytest.fixture(scope="module")
 def executed(chapter_runner):
     return chapter_runner("06_evaluation")
-
-
-def _stream_text(nb: dict, marker: str) -> str:
-    """The printed output of the code cell whose source contains ``marker``."""
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code" and marker in "".join(cell["source"]):
-            return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
-    raise AssertionError(f"no code cell contains {marker!r}")
 
 
 def test_ci_parameters_are_declared():
@@ -75,7 +68,7 @@ def test_sample_images_get_a_top3_prediction(executed):
 
 def test_no_digit_means_no_guess(executed):
     nb, _ = executed
-    text = _stream_text(nb, "awkward = {")
+    text = stream_text(code_cell(nb, "awkward = {"))
     assert "a photo of a blank page: NoDigitFoundError" in text
     assert "an empty file: ImageError" in text
     assert "a text file renamed .png: ImageError" in text
@@ -83,7 +76,7 @@ def test_no_digit_means_no_guess(executed):
 
 def test_prepared_input_is_mnist_like(executed):
     nb, _ = executed
-    text = _stream_text(nb, 'prepare_digit(samples_dir / "digit_8_scan.png")')
+    text = stream_text(code_cell(nb, 'prepare_digit(samples_dir / "digit_8_scan.png")'))
     assert "network input: (28, 28) float32, values 0 to 1" in text
     assert "ink box: 20 ×" in text  # the longer side fills the 20×20 box
 

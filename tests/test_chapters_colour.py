@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book
+from conftest import code_cell, stream_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT / "notebooks" / "08_cifar10.ipynb"
@@ -33,15 +34,6 @@ def article(chapter_runner):
     return chapter_runner("09_article_code_repaired")
 
 
-def _code_cell(nb: dict, marker: str) -> dict:
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code" and marker in "".join(cell["source"]):
-            return cell
-    raise AssertionError(f"no code cell contains {marker!r}")
-
-
-def _stream_text(cell: dict) -> str:
-    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
 def _errors(cell: dict) -> list[tuple[str, str]]:
@@ -85,7 +77,7 @@ def test_each_defect_fails_with_the_real_error(article):
     tagged = [c for c in nb["cells"] if "raises-exception" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == len(expected)
     for marker, (ename, fragment) in expected.items():
-        cell = _code_cell(nb, marker)
+        cell = code_cell(nb, marker)
         assert "raises-exception" in cell["metadata"]["tags"]
         errors = _errors(cell)
         assert len(errors) == 1 and errors[0][0] == ename and fragment in errors[0][1], errors
@@ -96,10 +88,10 @@ def test_each_defect_fails_with_the_real_error(article):
 
 def test_keras_warns_about_the_silent_defects(article):
     nb, _ = article
-    assert "Do not pass an `input_shape`" in _stream_text(_code_cell(nb, "base_model = keras.models.Sequential(["))
-    assert "produced by a Softmax activation" in _stream_text(_code_cell(nb, "assert untrained_accuracy > 0.5"))
-    assert "HDF5 file" in _stream_text(_code_cell(nb, 'cnn_model.h5'))
-    assert "train_images / 255.0 -> float64" in _stream_text(_code_cell(nb, "scaled = train_images[:100] / 255.0"))
+    assert "Do not pass an `input_shape`" in stream_text(code_cell(nb, "base_model = keras.models.Sequential(["))
+    assert "produced by a Softmax activation" in stream_text(code_cell(nb, "assert untrained_accuracy > 0.5"))
+    assert "HDF5 file" in stream_text(code_cell(nb, 'cnn_model.h5'))
+    assert "train_images / 255.0 -> float64" in stream_text(code_cell(nb, "scaled = train_images[:100] / 255.0"))
 
 
 def test_article_values(article):
@@ -114,9 +106,9 @@ def test_article_values(article):
     assert glued["article_overfit_gap"] == pytest.approx(
         glued["article_final_train_accuracy"] - glued["article_final_val_accuracy"], abs=1e-9
     )
-    text = _stream_text(_code_cell(nb, "model.save(path)"))
+    text = stream_text(code_cell(nb, "model.save(path)"))
     assert "reloaded model predicts the same: True" in text
-    assert "same architecture as cnnbook.models.article_cnn: True" in _stream_text(_code_cell(nb, "same architecture"))
+    assert "same architecture as cnnbook.models.article_cnn: True" in stream_text(code_cell(nb, "same architecture"))
 
 
 def test_stored_full_run_article():
@@ -140,14 +132,14 @@ def test_cifar_model_and_normalisation(cifar):
     nb, glued = cifar
     assert glued["article_params"] == 122_570
     assert glued["chapter_params"] == 1_168_362 + 7  # + the Normalization layer's mean, variance and count
-    text = _stream_text(_code_cell(nb, "normalizer.adapt(splits.x_train)"))
+    text = stream_text(code_cell(nb, "normalizer.adapt(splits.x_train)"))
     for channel in ("red", "green", "blue"):
         assert channel in text
 
 
 def test_augmentation_is_per_image(cifar):
     nb, glued = cifar
-    text = _stream_text(_code_cell(nb, "pad_crop = keras.Sequential"))
+    text = stream_text(code_cell(nb, "pad_crop = keras.Sequential"))
     assert "RandomCrop: both copies cropped the same way:        True" in text
     assert "RandomTranslation: both copies shifted the same way: False" in text
     assert glued["augmentation_rate"] > 0
@@ -157,7 +149,7 @@ def test_precision_benchmark_is_recorded(cifar):
     nb, glued = cifar
     assert glued["rate_float32"] > 0 and glued["rate_best"] >= glued["rate_float32"]
     assert glued["speedup_best"] == pytest.approx(glued["rate_best"] / glued["rate_float32"])
-    assert "fastest here:" in _stream_text(_code_cell(nb, "dtype, fused_batchnorm = fastest"))
+    assert "fastest here:" in stream_text(code_cell(nb, "dtype, fused_batchnorm = fastest"))
 
 
 def test_cifar_evaluation_values(cifar):
