@@ -61,7 +61,7 @@ def _worker_result(key: str, train_seconds: float, cumulative: list[float], accu
     """What a worker process returns, with made-up figures (only the arithmetic is under test)."""
     return {
         "key": key, "name": key, "status": "measured", "source": "-", "recipe": "-", "final_weights": "last epoch",
-        "parameters": 1000, "epochs": len(cumulative), "train_seconds": train_seconds,
+        "precision": "mixed_bfloat16" if key.startswith("book") else "float32", "parameters": 1000, "epochs": len(cumulative), "train_seconds": train_seconds,
         "seconds_per_epoch": train_seconds / len(cumulative), "epoch_seconds": cumulative,
         "cumulative_seconds": cumulative, "measuring_seconds_excluded": 1.0,
         "test_accuracy_by_epoch": accuracies, "val_accuracy_by_epoch": accuracies, "test_accuracy": final,
@@ -95,10 +95,10 @@ def test_report_ratios_and_the_bar():
     assert book["time_to_target_ratio"] == pytest.approx(0.2)
     assert book["time_to_reference_accuracy_seconds"] == 60.0
     assert report["bar"]["met"] is True
-    assert [row["status"] for row in report["not_measured"]] == ["not yet in the book"]
+    assert report["not_measured"] == []  # MNIST has every row
     text = to_markdown(report)
-    assert "| book_part1 | 1,000 | 6 | 2 min 00 s | 20.0 s | 60.0 s (epoch 3) | 99.40 % | 0.40× | 0.77× |" in text
-    assert "| Book, ensemble | not yet in the book |" in text
+    assert "| keras_io | float32 | 1,000 | 15 |" in text
+    assert "| book_part1 | bfloat16 (mixed) | 1,000 | 6 | 2 min 00 s | 20.0 s | 60.0 s (epoch 3) | 99.40 % | 0.40× | 0.77× |" in text
     assert "**met**" in text and "Test CPU, 2 CPU cores" in text
     assert "at most 6 epochs, batch 128, one-cycle learning rate peaking at 0.003" in text
     assert not re.search(r"^#", text, flags=re.M), "the fragment is included under a heading: no headings of its own"
@@ -139,11 +139,20 @@ def test_compare_script_runs_end_to_end_with_tiny_settings(tmp_path):
     report = json.loads((out / "mnist.json").read_text())
     assert REQUIRED_REPORT_FIELDS <= set(report) and set(benchmark.REPORT_FIELDS) <= set(report)
     assert report["reduced"] and report["target"] == 0.9922 and report["reference"] == "keras_io"
-    assert [m["key"] for m in report["models"]] == ["keras_io", "article", "book_part1"]
+    assert [m["key"] for m in report["models"]] == [
+        "keras_io", "keras_io_bf16", "article", "book_part1", "book_ensemble"]
+    precisions = {m["key"]: m["precision"] for m in report["models"]}
+    assert precisions["keras_io"] == precisions["article"] == "float32"
+    assert precisions["keras_io_bf16"] == "mixed_bfloat16"
+    assert precisions["book_part1"] in ("float32", "mixed_bfloat16")
     for model in report["models"]:
         missing = (REQUIRED_MODEL_FIELDS | set(benchmark.MODEL_FIELDS)) - set(model)
         assert not missing, (model["key"], missing)
-        assert model["epochs"] == 1 and len(model["test_accuracy_by_epoch"]) == 1
+        if model["key"] == "book_ensemble":  # two members of one epoch each, measured after each member
+            assert model["epochs"] == 2 and len(model["test_accuracy_by_epoch"]) == 2
+            assert model["test_accuracy"] == model["test_accuracy_by_epoch"][-1]
+        else:
+            assert model["epochs"] == 1 and len(model["test_accuracy_by_epoch"]) == 1
         assert model["data_sizes"] == {"training": 300, "validation": 200, "test": 200}
         assert 0.0 <= model["test_accuracy"] <= 1.0 and model["parameters"] > 0
         for name in ("train_seconds", "seconds_per_epoch", "inference_images_per_second", "peak_rss_mib"):
@@ -152,5 +161,11 @@ def test_compare_script_runs_end_to_end_with_tiny_settings(tmp_path):
     # The last epoch's test accuracy (measured off the clock) is the final one for a last-epoch recipe.
     assert report["models"][0]["test_accuracy_by_epoch"][-1] == pytest.approx(report["models"][0]["test_accuracy"])
     table = (out / "mnist.md").read_text()
-    assert table.startswith("**Reduced settings") and "not yet in the book" in table
+    assert table.startswith("**Reduced settings") and "| Book, ensemble of Part I models |" in table
+    assert not report["not_measured"]
     assert {p: p.read_bytes() for p in (ROOT / "benchmarks" / "results").glob("*")} == committed
+
+
+def test_cifar_report_says_which_rows_the_book_lacks():
+    report = build_report(Settings(dataset="cifar10"), [], machine={}, versions={}, command="-")
+    assert [row["key"] for row in report["not_measured"]] == ["book_ensemble"]

@@ -128,6 +128,25 @@ def test_cifar_ci_parameters_are_declared():
     assert params["article_epochs"] == 1 and params["benchmark_steps"] <= 2
 
 
+def test_cifar_defaults_are_the_books_recipe():
+    """The chapter's full-run parameters and training.default_config("cifar10") (used by the benchmark) agree."""
+    import ast
+
+    from cnnbook import training
+
+    nb = json.loads(CIFAR.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    defaults = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse("".join(cell["source"])).body
+        if isinstance(node, ast.Assign)
+    }
+    recipe = training.default_config("cifar10")
+    for name in ("epochs", "batch_size", "learning_rate", "weight_decay"):
+        assert defaults[name] == getattr(recipe, name), name
+    assert recipe.patience >= recipe.epochs  # the chapter trains every epoch of its schedule
+
+
 def test_cifar_model_and_normalisation(cifar):
     nb, glued = cifar
     assert glued["article_params"] == 122_570

@@ -246,3 +246,52 @@ def test_accuracy_interval_wilson():
         evaluation.accuracy_interval(11, 10)
     with pytest.raises(ValueError, match="confidence"):
         evaluation.accuracy_interval(1, 10, confidence=1.5)
+
+
+# --- Ensembles -----------------------------------------------------------------------
+
+
+def _one_hot_probs(classes, k=3, confidence=0.8):
+    p = np.full((len(classes), k), (1 - confidence) / (k - 1))
+    p[np.arange(len(classes)), classes] = confidence
+    return p
+
+
+def test_ensemble_average_is_the_mean_of_member_probabilities():
+    a = np.array([[0.9, 0.1], [0.2, 0.8]])
+    b = np.array([[0.5, 0.5], [0.6, 0.4]])
+    np.testing.assert_allclose(evaluation.ensemble_average([a, b]), [[0.7, 0.3], [0.4, 0.6]], rtol=1e-6)
+    np.testing.assert_allclose(evaluation.ensemble_average([a]), a, rtol=1e-6)
+
+
+def test_soft_and_hard_voting_can_disagree():
+    # Two members are barely sure of class 0, one is very sure of class 1.
+    members = [np.array([[0.51, 0.49]]), np.array([[0.51, 0.49]]), np.array([[0.01, 0.99]])]
+    assert evaluation.majority_vote(members).tolist() == [0]
+    assert evaluation.ensemble_average(members).argmax(axis=1).tolist() == [1]
+
+
+def test_majority_vote_breaks_ties_by_mean_probability():
+    members = [np.array([[0.6, 0.4, 0.0]]), np.array([[0.0, 0.95, 0.05]])]  # one vote each for 0 and 1
+    assert evaluation.majority_vote(members).tolist() == [1]
+
+
+def test_ensemble_accuracies_grow_with_the_members_that_fix_errors():
+    y = np.array([0, 1, 2, 0])
+    first = _one_hot_probs([0, 1, 1, 1])  # 2 of 4 right
+    second = _one_hot_probs([0, 2, 2, 0], confidence=0.9)  # 3 of 4 right, more confident
+    accs = evaluation.ensemble_accuracies([first, second], y)
+    assert accs[0] == 0.5
+    assert accs[1] == evaluation.accuracy(y, evaluation.ensemble_average([first, second]).argmax(axis=1))
+    assert accs[1] == 0.75
+
+
+def test_ensembles_refuse_bad_members():
+    with pytest.raises(ValueError, match="at least one member"):
+        evaluation.ensemble_average([])
+    with pytest.raises(ValueError, match="same images and classes"):
+        evaluation.ensemble_average([np.full((2, 2), 0.5), np.full((3, 2), 0.5)])
+    with pytest.raises(ValueError, match="summing to 1"):
+        evaluation.majority_vote([np.ones((2, 2))])
+    with pytest.raises(ValueError, match="same length"):
+        evaluation.ensemble_accuracies([np.full((2, 2), 0.5)], [0, 1, 1])

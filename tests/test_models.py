@@ -66,3 +66,15 @@ def test_bad_input_shape_is_refused(shape):
 def test_too_few_classes_is_refused():
     with pytest.raises(ValueError, match="num_classes"):
         models.keras_io_convnet(num_classes=1)
+
+
+def test_mnist_cnn_computes_in_the_dtype_asked_with_float32_logits():
+    model = models.mnist_cnn(dtype="mixed_bfloat16")
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32" for layer in convs)
+    assert model.get_layer("logits").compute_dtype == "float32"
+    logits = model(np.zeros((2, 28, 28, 1), dtype=np.float32))
+    assert keras.backend.standardize_dtype(logits.dtype) == "float32"
+    assert model.count_params() == models.mnist_cnn().count_params()
+    with pytest.raises(ValueError, match="dtype policy"):
+        models.mnist_cnn(dtype="float8")

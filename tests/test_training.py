@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -37,10 +38,12 @@ def test_config_refuses_bad_values(kwargs, message):
         training.TrainConfig(**kwargs)
 
 
-def test_default_config_is_for_the_mnist_family_only():
+def test_default_config_knows_the_books_datasets_only():
     assert training.default_config("fashion_mnist").epochs > training.default_config("mnist").epochs
-    with pytest.raises(ValueError, match="cifar10"):
-        training.default_config("cifar10")
+    cifar = training.default_config("cifar10", epochs=3)
+    assert cifar.epochs == 3 and cifar.weight_decay > 0 and cifar.batch_size == 256
+    with pytest.raises(ValueError, match="recipes for mnist, fashion_mnist, cifar10"):
+        training.default_config("svhn")
 
 
 def test_one_cycle_warms_up_then_decays_to_almost_zero():
@@ -120,3 +123,58 @@ def test_trained_model_trains_once_then_loads(monkeypatch, tmp_path):
     assert cached[0].stat().st_mtime_ns == stamp  # loaded, not retrained
     x = np.zeros((2, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(first(x), second(x), atol=1e-6)
+
+
+def test_model_path_names_the_precision(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNBOOK_MODEL_DIR", str(tmp_path))
+    config = training.default_config("mnist")
+    fp32 = training.model_path("mnist", None, config, "float32")
+    bf16 = training.model_path("mnist", None, config, "mixed_bfloat16")
+    assert fp32 != bf16 and "-fp32-" in fp32.name and "-bf16-" in bf16.name
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        training.model_path("mnist", None, config, "float16")
+
+
+def test_preferred_dtype_follows_the_cpu_and_the_environment(monkeypatch):
+    monkeypatch.delenv("CNNBOOK_DTYPE", raising=False)
+    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    assert training.preferred_dtype() == "mixed_bfloat16"
+    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    assert training.preferred_dtype() == "float32"
+    monkeypatch.setenv("CNNBOOK_DTYPE", "mixed_bfloat16")
+    assert training.preferred_dtype() == "mixed_bfloat16"
+    monkeypatch.setenv("CNNBOOK_DTYPE", "half")
+    with pytest.raises(ValueError, match="CNNBOOK_DTYPE must be one of"):
+        training.preferred_dtype()
+
+
+def test_cpu_flags_are_read_from_cpuinfo():
+    flags = training._cpu_flags()
+    if os.path.exists("/proc/cpuinfo"):
+        assert "fpu" in flags or "fp" in flags or "sse2" in flags  # every x86 CPU has these
+    else:
+        assert flags == set()
+
+
+def test_training_throughput_counts_images_per_second():
+    x = np.zeros((16, 28, 28, 1), dtype=np.float32)
+    y = np.zeros(16, dtype=np.int64)
+    rate = training.training_throughput(models.keras_io_convnet(), x, y, steps=2)
+    assert np.isfinite(rate) and rate > 0
+    with pytest.raises(ValueError, match="steps"):
+        training.training_throughput(models.keras_io_convnet(), x, y, steps=0)
+    with pytest.raises(ValueError, match="one label per image"):
+        training.training_throughput(models.keras_io_convnet(), x, y[:3])
+
+
+def test_train_ensemble_seeds_members_differently_on_the_same_data(tmp_path):
+    splits = tiny_splits(n_train=64, n_val=32)
+    config = training.TrainConfig(epochs=1, batch_size=32, seed=3)
+    seen = []
+    results = training.train_ensemble(models.keras_io_convnet, splits, config, members=2,
+                                      on_member=lambda i, result: seen.append((i, result.config.seed)))
+    assert [r.config.seed for r in results] == [3, 4] and seen == [(0, 3), (1, 4)]
+    first, second = (r.model.get_weights()[0] for r in results)
+    assert not np.allclose(first, second)  # different initial weights
+    with pytest.raises(ValueError, match="at least one member"):
+        training.train_ensemble(models.keras_io_convnet, splits, config, members=0)

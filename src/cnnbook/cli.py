@@ -36,11 +36,12 @@ def _load_model(path: str | None) -> Any:
             raise SystemExit(f"cnnbook: cannot load the model {path!r}: {err}") from None
     from . import training
 
-    cached = training.model_path("mnist", None, training.default_config("mnist")).is_file()
+    dtype = training.preferred_dtype()
+    cached = training.model_path("mnist", None, training.default_config("mnist"), dtype).is_file()
     if not cached:
         print(f"cnnbook: no trained model cached in {training.model_dir()}; training the Part I "
               "MNIST model once (a few minutes on a laptop CPU) ...", file=sys.stderr, flush=True)
-    return training.trained_model("mnist")
+    return training.trained_model("mnist", dtype=dtype)
 
 
 def _predict(args: argparse.Namespace) -> int:

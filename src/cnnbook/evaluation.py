@@ -24,6 +24,9 @@ __all__ = [
     "calibration",
     "classification_report",
     "confusion_matrix",
+    "ensemble_accuracies",
+    "ensemble_average",
+    "majority_vote",
     "most_confident_mistakes",
     "predict_image",
     "predict_proba",
@@ -96,6 +99,43 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     if y_true.size == 0:
         raise ValueError("accuracy of zero examples is undefined.")
     return float(np.mean(y_true == y_pred))
+
+
+def _members(member_probs: Sequence[Any]) -> np.ndarray:
+    if len(member_probs) == 0:
+        raise ValueError("An ensemble needs at least one member's probabilities.")
+    probs = [_probs(p) for p in member_probs]
+    shapes = {p.shape for p in probs}
+    if len(shapes) != 1:
+        raise ValueError(f"Every member must score the same images and classes; got shapes {sorted(shapes)}.")
+    return np.stack(probs)
+
+
+def ensemble_average(member_probs: Sequence[Any]) -> np.ndarray:
+    """The ensemble's probabilities: the mean of its members' ``N×K`` probabilities (soft voting)."""
+    return _members(member_probs).mean(axis=0).astype(np.float32)
+
+
+def majority_vote(member_probs: Sequence[Any]) -> np.ndarray:
+    """The ensemble's predictions by hard voting: each member votes for its top class.
+
+    Ties go to the class with the higher mean probability among the tied ones.
+    """
+    stack = _members(member_probs)
+    n_classes = stack.shape[2]
+    votes = np.zeros(stack.shape[1:], dtype=np.float64)
+    np.add.at(votes, (np.arange(stack.shape[1])[None, :], stack.argmax(axis=2)), 1.0)
+    # A tie-break well below one vote: the mean probability, scaled into [0, 0.5).
+    return (votes + 0.5 * stack.mean(axis=0) / max(n_classes, 1)).argmax(axis=1)
+
+
+def ensemble_accuracies(member_probs: Sequence[Any], y_true: Any) -> list[float]:
+    """Accuracy of the soft-voting ensemble of the first 1, 2, …, M members, in order."""
+    stack = _members(member_probs)
+    y = _labels(y_true, "y_true")
+    _same_length(stack[0], y, "each member's probabilities and y_true")
+    running = np.cumsum(stack, axis=0)  # the sum of the first k members has the same argmax as their mean
+    return [accuracy(y, running[k].argmax(axis=1)) for k in range(len(stack))]
 
 
 def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

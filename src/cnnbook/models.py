@@ -1,7 +1,8 @@
 """Keras model builders.  Every model returns **logits** (no softmax layer):
 train with ``SparseCategoricalCrossentropy(from_logits=True)`` and apply
 ``keras.activations.softmax`` (or :func:`cnnbook.evaluation.predict_proba`) to
-read probabilities.  This module imports only Keras.
+read probabilities.  This module imports only Keras at import time;
+:class:`FusedBatchNormalization` calls TensorFlow's fused kernel when it runs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ def _check_shape(input_shape: Sequence[int], num_classes: int) -> tuple[int, ...
     return shape
 
 
+def _check_dtype(dtype: str | None) -> None:
+    if dtype is None:
+        return
+    try:
+        keras.DTypePolicy(dtype)
+    except ValueError as exc:
+        raise ValueError(
+            f"dtype must be a Keras dtype policy such as 'float32' or 'mixed_bfloat16', got {dtype!r}."
+        ) from exc
+
+
 def conv_bn_relu(x: keras.KerasTensor, filters: int, name: str, strides: int = 1) -> keras.KerasTensor:
     """3×3 convolution (no bias: BatchNorm's shift replaces it) → BatchNorm → ReLU."""
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
@@ -46,6 +58,7 @@ def mnist_cnn(
     num_classes: int = 10,
     filters: Sequence[int] = (32, 64),
     dropout: float = 0.5,
+    dtype: str | None = None,
 ) -> keras.Model:
     """The book's Part I CNN (Functional API).
 
@@ -53,17 +66,21 @@ def mnist_cnn(
     ending in 2×2 max pooling (28→24→12→8→4), then dropout and a Dense logits
     layer.  Two stacked 3×3 convolutions see a 5×5 window with fewer parameters
     than one 5×5 convolution and add a non-linearity in between.
+
+    ``dtype`` is the Keras dtype policy of every layer but the logits, which stay
+    float32 (see :func:`cifar_cnn`); ``None`` uses the global policy.
     """
     shape = _check_shape(input_shape, num_classes)
+    _check_dtype(dtype)
     inputs = keras.Input(shape=shape, name="image")
     x = inputs
     for stage, width in enumerate(filters, start=1):
-        x = layers.Conv2D(width, 3, activation="relu", name=f"stage{stage}a")(x)
-        x = layers.Conv2D(width, 3, activation="relu", name=f"stage{stage}b")(x)
-        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
+        x = layers.Conv2D(width, 3, activation="relu", dtype=dtype, name=f"stage{stage}a")(x)
+        x = layers.Conv2D(width, 3, activation="relu", dtype=dtype, name=f"stage{stage}b")(x)
+        x = layers.MaxPooling2D(2, dtype=dtype, name=f"stage{stage}_pool")(x)
+    x = layers.Flatten(dtype=dtype, name="flatten")(x)
+    x = layers.Dropout(dropout, dtype=dtype, name="dropout")(x)
+    outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
@@ -86,24 +103,28 @@ def mnist_cnn_sequential(
     return keras.Sequential(stack, name="mnist_cnn_sequential")
 
 
-def keras_io_convnet(input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10) -> keras.Model:
+def keras_io_convnet(
+    input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10, dtype: str | None = None
+) -> keras.Model:
     """keras-io's "Simple MNIST convnet" (fchollet), re-implemented from its description.
 
     Conv(32, 3×3, ReLU) → MaxPool 2 → Conv(64, 3×3, ReLU) → MaxPool 2 → Flatten →
     Dropout 0.5 → Dense.  The original ends in a softmax; here the Dense layer
-    returns logits (same network, numerically safer loss).
+    returns logits (same network, numerically safer loss).  ``dtype``: as in
+    :func:`mnist_cnn` (the logits stay float32).
     """
     shape = _check_shape(input_shape, num_classes)
+    _check_dtype(dtype)
     return keras.Sequential(
         [
             keras.Input(shape=shape),
-            layers.Conv2D(32, 3, activation="relu"),
-            layers.MaxPooling2D(2),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPooling2D(2),
-            layers.Flatten(),
-            layers.Dropout(0.5),
-            layers.Dense(num_classes),
+            layers.Conv2D(32, 3, activation="relu", dtype=dtype),
+            layers.MaxPooling2D(2, dtype=dtype),
+            layers.Conv2D(64, 3, activation="relu", dtype=dtype),
+            layers.MaxPooling2D(2, dtype=dtype),
+            layers.Flatten(dtype=dtype),
+            layers.Dropout(0.5, dtype=dtype),
+            layers.Dense(num_classes, dtype="float32"),
         ],
         name="keras_io_convnet",
     )
@@ -288,13 +309,7 @@ def cifar_cnn(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     if global_pooling not in ("max", "avg"):
         raise ValueError(f"global_pooling must be 'max' or 'avg', got {global_pooling!r}.")
-    if dtype is not None:
-        try:
-            keras.DTypePolicy(dtype)
-        except ValueError as exc:
-            raise ValueError(
-                f"dtype must be a Keras dtype policy such as 'float32' or 'mixed_bfloat16', got {dtype!r}."
-            ) from exc
+    _check_dtype(dtype)
     norm_layer = FusedBatchNormalization if fused_batchnorm else layers.BatchNormalization
 
     def conv(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:

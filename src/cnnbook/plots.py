@@ -102,7 +102,6 @@ def image_grid(
     cmap:
         Colour map for grayscale images (default ``"gray_r"``: dark ink on white, as written).
     """
-    plt = _plt()
     arr = _as_images(images)
     n = len(arr)
     if n == 0:
@@ -110,18 +109,8 @@ def image_grid(
     for name, seq in (("labels", labels), ("predictions", predictions), ("confidences", confidences)):
         if seq is not None and len(seq) != n:
             raise ValueError(f"{name} has {len(seq)} entries but there are {n} images.")
-    nrows, ncols = _grid_shape(n, ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.45 * nrows + (0.4 if title else 0)),
-                             squeeze=False)
-    vmax = 255 if arr.dtype == np.uint8 else 1.0
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i >= n:
-            continue
-        if arr.ndim == 3:
-            ax.imshow(arr[i], cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
-        else:
-            ax.imshow(arr[i], interpolation="nearest")
+    titles: list[tuple[str, str]] = []
+    for i in range(n):
         parts: list[str] = []
         color = "black"
         if labels is not None and predictions is not None:
@@ -135,8 +124,38 @@ def image_grid(
             parts.append(f"pred {_name(predictions[i], class_names)}")
         if confidences is not None:
             parts.append(f"{float(confidences[i]):.0%}")
-        if parts:
-            ax.set_title(" ".join(parts), fontsize=8, color=color)
+        titles.append((" ".join(parts), color))
+    return _draw_grid(arr, titles, ncols, title, cell_size=(1.2, 1.45), cmap=cmap)
+
+
+def _draw_grid(
+    arr: np.ndarray,
+    titles: Sequence[tuple[str, str]],
+    ncols: int,
+    title: str | None,
+    *,
+    cell_size: tuple[float, float],
+    cmap: str = "gray_r",
+) -> Figure:
+    """Draw images (``_as_images`` output) in a grid, each with a (text, colour) title; empty text: none."""
+    plt = _plt()
+    n = len(arr)
+    nrows, ncols = _grid_shape(n, ncols)
+    width, height = cell_size
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    vmax = 255 if arr.dtype == np.uint8 else 1.0
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        if arr.ndim == 3:  # grayscale
+            ax.imshow(arr[i], cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+        else:
+            ax.imshow(arr[i], interpolation="nearest")
+        text, color = titles[i]
+        if text:
+            ax.set_title(text, fontsize=8, color=color)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -157,7 +176,6 @@ def mistakes_gallery(
     Typically ``images = x_test[idx]`` with ``idx = evaluation.most_confident_mistakes(probs, y_test)``,
     ``y_pred = probs[idx].argmax(1)`` and ``confidences = probs[idx].max(1)``.
     """
-    plt = _plt()
     arr = _as_images(images)
     n = len(arr)
     if n == 0:
@@ -167,28 +185,15 @@ def mistakes_gallery(
             f"images, y_true, y_pred and confidences must have the same length; got "
             f"{n}, {len(y_true)}, {len(y_pred)}, {len(confidences)}."
         )
-    nrows, ncols = _grid_shape(n, ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.45 * ncols, 1.75 * nrows + (0.4 if title else 0)),
-                             squeeze=False)
-    vmax = 255 if arr.dtype == np.uint8 else 1.0
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i >= n:
-            continue
-        if arr.ndim == 3:
-            ax.imshow(arr[i], cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
-        else:
-            ax.imshow(arr[i], interpolation="nearest")
-        ax.set_title(
+    titles = [
+        (
             f"true: {_name(y_true[i], class_names)}\npred: {_name(y_pred[i], class_names)} "
             f"({float(confidences[i]):.0%})",
-            fontsize=8,
-            color="tab:red" if int(y_true[i]) != int(y_pred[i]) else "black",
+            "tab:red" if int(y_true[i]) != int(y_pred[i]) else "black",
         )
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        for i in range(n)
+    ]
+    return _draw_grid(arr, titles, ncols, title, cell_size=(1.45, 1.75))
 
 
 def class_balance(

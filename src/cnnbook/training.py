@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from . import data, models
 
 __all__ = [
+    "ENSEMBLE_MEMBERS",
     "EpochTimer",
     "InterruptAfterEpoch",
     "OneCycle",
@@ -35,12 +36,16 @@ __all__ = [
     "TrainResult",
     "default_config",
     "fit_classifier",
+    "learning_rate_schedule",
     "model_dir",
     "model_path",
+    "preferred_dtype",
     "save_model",
     "set_seed",
     "standard_callbacks",
+    "train_ensemble",
     "trained_model",
+    "training_throughput",
 ]
 
 
@@ -71,11 +76,62 @@ class TrainConfig:
 
 
 def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
-    """The chapter-5 recipe for the Part I model on an MNIST-sized dataset."""
-    if dataset not in ("mnist", "fashion_mnist"):
-        raise ValueError(f"The Part I recipe is for 'mnist' or 'fashion_mnist', not {dataset!r}.")
-    base = TrainConfig() if dataset == "mnist" else TrainConfig(epochs=12)
-    return replace(base, **overrides)
+    """The book's recipe for ``dataset``, with ``overrides`` applied.
+
+    ``"mnist"`` and ``"fashion_mnist"``: the chapter-5 recipe for the Part I model
+    (Fashion-MNIST gets more epochs); ``"cifar10"``: the colour chapter's recipe
+    for :func:`cnnbook.models.cifar_cnn` (AdamW, batch 256, no early stop).  All
+    were chosen on the validation split.
+    """
+    bases = {
+        "mnist": TrainConfig(),
+        "fashion_mnist": TrainConfig(epochs=20),  # chosen among 12, 20 and 30 on the validation split
+        "cifar10": TrainConfig(epochs=10, batch_size=256, learning_rate=4e-3, weight_decay=0.05, patience=10),
+    }
+    if dataset not in bases:
+        raise ValueError(f"The book has recipes for {', '.join(bases)}, not {dataset!r}.")
+    return replace(bases[dataset], **overrides)
+
+
+#: Members of the book's ensemble (chapter 10 and the benchmark).
+ENSEMBLE_MEMBERS = 5
+
+#: CPU feature flags (Linux ``/proc/cpuinfo``) of units that multiply bfloat16 natively.
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+DTYPES = ("float32", "mixed_bfloat16")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux, or no /proc: assume nothing
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def preferred_dtype() -> str:
+    """The Keras dtype policy the book computes in on this machine.
+
+    ``"mixed_bfloat16"`` (bfloat16 arithmetic, float32 weights) where the CPU
+    multiplies bfloat16 natively (AMX or AVX-512-BF16: recent Intel Xeons) and
+    no GPU is in use; ``"float32"`` everywhere else, because CPUs without those
+    units *emulate* bfloat16 and get slower.  Set ``$CNNBOOK_DTYPE`` to
+    ``float32`` or ``mixed_bfloat16`` to decide yourself.
+    """
+    forced = os.environ.get("CNNBOOK_DTYPE", "").strip()
+    if forced:
+        if forced not in DTYPES:
+            raise ValueError(f"CNNBOOK_DTYPE must be one of {', '.join(DTYPES)}, got {forced!r}.")
+        return forced
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "float32"
+    return "mixed_bfloat16" if _cpu_flags() & set(BFLOAT16_CPU_FLAGS) else "float32"
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -143,6 +199,35 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> float |
         return config.learning_rate
     warmup = int(config.warmup_fraction * total) if config.schedule == "onecycle" else 0
     return OneCycle(config.learning_rate, total_steps=total, warmup_steps=warmup)
+
+
+def training_throughput(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    steps: int = 10,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> float:
+    """Training images per second of ``model`` on one batch (``images``), repeated ``steps`` times.
+
+    The first step, which builds and compiles the graph, is not timed.  Use it
+    to compare precisions or layers on *this* machine before a long run; it
+    changes ``model``'s weights, so measure on a throw-away copy.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}.")
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(f"Need a non-empty batch with one label per image, got {len(images)} and {len(labels)}.")
+    model.compile(
+        optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate=1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.train_on_batch(images, labels)  # builds the graph: not timed
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(images, labels)
+    return steps * len(images) / (time.perf_counter() - start)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -275,6 +360,38 @@ def fit_classifier(
     )
 
 
+def train_ensemble(
+    build: Callable[[], keras.Model],
+    splits: data.Splits,
+    config: TrainConfig,
+    members: int,
+    *,
+    augment: keras.layers.Layer | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = 0,
+    on_member: Callable[[int, TrainResult], None] | None = None,
+) -> list[TrainResult]:
+    """Train ``members`` models from ``build()``, one after another, on the same splits.
+
+    Member ``i`` is seeded with ``config.seed + i``: its initial weights, dropout
+    masks and shuffling differ, the data and the validation split do not, so
+    the validation split stays a fair judge of the ensemble.  ``on_member(i,
+    result)`` is called after each member (e.g. to measure the ensemble so far).
+    """
+    if members < 1:
+        raise ValueError(f"An ensemble needs at least one member, got {members}.")
+    results = []
+    for i in range(members):
+        member_config = replace(config, seed=config.seed + i)
+        set_seed(member_config.seed)
+        results.append(
+            fit_classifier(build(), splits, member_config, augment=augment, callbacks=callbacks, verbose=verbose)
+        )
+        if on_member is not None:
+            on_member(i, results[-1])
+    return results
+
+
 # --- The Part I model, cached -----------------------------------------------------
 
 
@@ -284,16 +401,20 @@ def model_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cnnbook" / "models"
 
 
-def model_path(dataset: str, train_size: int | None, config: TrainConfig) -> Path:
+def model_path(dataset: str, train_size: int | None, config: TrainConfig, dtype: str = "float32") -> Path:
     """The file name says what produced the model, so different runs never collide.
 
-    It ends in a short fingerprint of the recipe and of the model builder's source,
-    so a model cached by an older version of the book is never mistaken for this one.
+    It ends in a short fingerprint of the recipe, the dtype policy and the model
+    builder's source, so a model cached by an older version of the book is never
+    mistaken for this one.
     """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
     size = "all" if train_size is None else str(int(train_size))
-    recipe = json.dumps(asdict(config), sort_keys=True) + inspect.getsource(models.mnist_cnn)
+    recipe = json.dumps(asdict(config), sort_keys=True) + dtype + inspect.getsource(models.mnist_cnn)
     fingerprint = hashlib.sha256(recipe.encode()).hexdigest()[:8]
-    return model_dir() / f"part1-{dataset}-n{size}-e{config.epochs}-s{config.seed}-{fingerprint}.keras"
+    precision = "bf16" if dtype == "mixed_bfloat16" else "fp32"
+    return model_dir() / f"part1-{dataset}-n{size}-e{config.epochs}-s{config.seed}-{precision}-{fingerprint}.keras"
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:
@@ -317,16 +438,21 @@ def trained_model(
     train_size: int | None = None,
     epochs: int | None = None,
     seed: int = 0,
+    dtype: str | None = None,
     verbose: int | str = 0,
 ) -> keras.Model:
-    """The Part I model trained with the chapter-5 recipe: loaded if cached, else trained and cached."""
+    """The Part I model trained with the chapter-5 recipe: loaded if cached, else trained and cached.
+
+    ``dtype`` (``None``: :func:`preferred_dtype`) is the precision it is trained in.
+    """
+    dtype = preferred_dtype() if dtype is None else dtype
     config = default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
-    path = model_path(dataset, train_size, config)
+    path = model_path(dataset, train_size, config, dtype)
     if path.is_file():
         return keras.models.load_model(path, compile=False)
     splits = data.prepare(dataset, train_size=train_size, seed=seed)
     set_seed(seed)
-    model = models.mnist_cnn(splits.input_shape, splits.num_classes)
+    model = models.mnist_cnn(splits.input_shape, splits.num_classes, dtype=dtype)
     with tempfile.TemporaryDirectory(prefix="cnnbook-train-") as work:
         result = fit_classifier(model, splits, config, work_dir=work, verbose=verbose)
     save_model(
@@ -335,6 +461,7 @@ def trained_model(
         info={
             "dataset": dataset,
             "train_size": train_size,
+            "dtype": dtype,
             "config": asdict(config),
             "best_epoch": result.best_epoch,
             "best_val_accuracy": result.best_val_accuracy,

@@ -1,0 +1,58 @@
+"""Chapter 10 (ensembles), executed with its CI parameters, and its stored full run."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnbook import book, training
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTER = ROOT / "notebooks" / "10_ensembles.ipynb"
+
+pytestmark = pytest.mark.notebook
+
+
+def _defaults(nb: dict) -> dict:
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse("".join(cell["source"])).body
+        if isinstance(node, ast.Assign)
+    }
+
+
+def test_ci_parameters_are_declared():
+    assert book.ci_parameters(CHAPTER) == {"dataset": "mnist", "members": 2, "train_size": 2000, "epochs": 1,
+                                           "seed": 0}
+
+
+def test_ensemble_chapter_values(chapter_runner):
+    _, g = chapter_runner("10_ensembles")
+    assert g["members"] == 2 and g["test_images"] == 10_000
+    assert 0.0 <= g["member_val_min"] <= g["member_val_max"] <= 1.0
+    assert g["all_wrong_images"] <= g["some_wrong_images"]
+    assert g["disagree_images"] <= g["some_wrong_images"]  # a disagreement means somebody is wrong
+    # What the ensemble fixes and breaks accounts exactly for the change in errors.
+    assert g["ensemble_test_errors"] == g["single_test_errors"] - g["fixed_by_ensemble"] + g["broken_by_ensemble"]
+    assert g["ensemble_test_accuracy"] == pytest.approx(1 - g["ensemble_test_errors"] / 10_000)
+    assert g["ensemble_train_seconds"] > g["single_train_seconds"] > 0
+    assert g["ensemble_images_per_second"] < g["single_images_per_second"]
+
+
+def test_stored_full_run():
+    nb = json.loads(CHAPTER.read_text(encoding="utf-8"))
+    meta = nb["metadata"].get("cnnbook", {})
+    assert meta.get("parameters") == {}, "the stored chapter must hold a full run"
+    g = book.read_glued(nb)
+    assert g["members"] == _defaults(nb)["members"] == training.ENSEMBLE_MEMBERS  # what the benchmark trains
+    assert g["test_images"] == 10_000
+    # The ensemble was chosen on validation; on test it must not be worse than its first member,
+    # and it must be at least as good as the Part I bar.
+    assert g["ensemble_test_accuracy"] >= g["single_test_accuracy"]
+    assert g["ensemble_test_accuracy"] >= 0.993
+    assert g["soft_val"] >= g["first_val"]
+    assert g["chapter_seconds"] <= 10 * 60  # "a chapter must run in minutes" on 2 CPU cores
