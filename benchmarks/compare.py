@@ -1,14 +1,14 @@
 """Our models side by side with the best-known tutorial models: same data, same machine, one run.
 
-    python benchmarks/compare.py --dataset mnist            # the benchmark (about 15 min on 2 cores)
+    python benchmarks/compare.py --dataset mnist            # the benchmark (about 12 min on 2 cores)
     python benchmarks/compare.py --dataset mnist --train-size 500 --test-size 500 \\
         --validation-size 500 --max-epochs 1 --out /tmp/bench  # a quick check that it runs
 
 Each model is trained and evaluated in a fresh process of its own, one after
-another, on the same split with the same seed: keras-io's Simple MNIST convnet,
-the source article's (TensorFlow tutorial's) network, and the book's model with
-its chapter recipe (on CIFAR-10: the article's network and the book's colour
-model).  Writes ``<out>/<dataset>.json`` and ``<out>/<dataset>.md`` (the table
+another, on the same split with the same seed: keras-io's Simple MNIST convnet
+(as published, and in bfloat16 as a control), the source article's (TensorFlow
+tutorial's) network, the book's model with its chapter recipe and the book's
+ensemble (on CIFAR-10: the article's network and the book's colour model).  Writes ``<out>/<dataset>.json`` and ``<out>/<dataset>.md`` (the table
 the book's "Results" page includes).  Definitions of every figure:
 ``cnnbook.benchmark.DEFINITIONS`` (also in the JSON).
 

@@ -55,4 +55,6 @@ def test_stored_full_run():
     assert g["ensemble_test_accuracy"] >= g["single_test_accuracy"]
     assert g["ensemble_test_accuracy"] >= 0.993
     assert g["soft_val"] >= g["first_val"]
+    # The prose: the two voting rules are closer than the best and the worst single seed.
+    assert abs(g["soft_val"] - g["hard_val"]) < g["member_val_max"] - g["member_val_min"]
     assert g["chapter_seconds"] <= 10 * 60  # "a chapter must run in minutes" on 2 CPU cores
