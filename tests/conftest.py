@@ -58,3 +58,15 @@ def code_cell(nb: dict, marker: str) -> dict:
 def stream_text(cell: dict) -> str:
     """Everything a code cell printed (stdout and stderr streams)."""
     return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def parameter_defaults(nb: dict) -> dict:
+    """The full-run defaults of a chapter: the assignments of its ``parameters`` cell."""
+    import ast
+
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse("".join(cell["source"])).body
+        if isinstance(node, ast.Assign)
+    }

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
 import pytest
 
 from cnnbook import book, training
+from conftest import parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "10_ensembles.ipynb"
 
 pytestmark = pytest.mark.notebook
-
-
-def _defaults(nb: dict) -> dict:
-    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    return {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse("".join(cell["source"])).body
-        if isinstance(node, ast.Assign)
-    }
 
 
 def test_ci_parameters_are_declared():
@@ -48,7 +39,7 @@ def test_stored_full_run():
     meta = nb["metadata"].get("cnnbook", {})
     assert meta.get("parameters") == {}, "the stored chapter must hold a full run"
     g = book.read_glued(nb)
-    assert g["members"] == _defaults(nb)["members"] == training.ENSEMBLE_MEMBERS  # what the benchmark trains
+    assert g["members"] == parameter_defaults(nb)["members"] == training.ENSEMBLE_MEMBERS  # what the benchmark trains
     assert g["test_images"] == 10_000
     # The ensemble was chosen on validation; on test it must not be worse than its first member,
     # and it must be at least as good as the Part I bar.

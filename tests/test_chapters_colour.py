@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book
-from conftest import code_cell, stream_text
+from conftest import code_cell, parameter_defaults, stream_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT / "notebooks" / "08_cifar10.ipynb"
@@ -130,17 +130,9 @@ def test_cifar_ci_parameters_are_declared():
 
 def test_cifar_defaults_are_the_books_recipe():
     """The chapter's full-run parameters and training.default_config("cifar10") (used by the benchmark) agree."""
-    import ast
-
     from cnnbook import training
 
-    nb = json.loads(CIFAR.read_text(encoding="utf-8"))
-    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    defaults = {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in ast.parse("".join(cell["source"])).body
-        if isinstance(node, ast.Assign)
-    }
+    defaults = parameter_defaults(json.loads(CIFAR.read_text(encoding="utf-8")))
     recipe = training.default_config("cifar10")
     for name in ("epochs", "batch_size", "learning_rate", "weight_decay"):
         assert defaults[name] == getattr(recipe, name), name

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -130,14 +130,13 @@ _KERAS_IO = Entry(
     batch_size=128,
     dtype="float32",
 )
-_KERAS_IO_BF16 = Entry(
+_KERAS_IO_BF16 = replace(
+    _KERAS_IO,
     key="keras_io_bf16",
     name="keras-io Simple MNIST convnet in bfloat16 (control)",
     source="the keras-io model and recipe above, computing in mixed bfloat16 (float32 weights and logits)",
     recipe="as keras-io's, in Keras' mixed_bfloat16 policy: the control that shows how much of the book "
     "model's speed comes from the precision rather than the model and its schedule",
-    epochs=15,
-    batch_size=128,
     dtype="mixed_bfloat16",
 )
 _ARTICLE = Entry(
@@ -520,8 +519,6 @@ def _book_config(entry: Entry, dataset: str, seed: int, max_epochs: int | None) 
     config = training.default_config(dataset, seed=seed)
     origin = f"training.default_config({dataset!r})"
     if max_epochs is not None and config.epochs > max_epochs:
-        from dataclasses import replace
-
         config = replace(config, epochs=max_epochs)
     return config, origin
 
@@ -557,7 +554,6 @@ def run_worker(key: str, settings: Settings, verbose: bool = True) -> dict[str, 
     rss_after_data = _rss_mib()
     training.set_seed(settings.seed)
     cap = settings.max_epochs
-    clock = None
     dtype = entry.dtype or training.preferred_dtype()
     if entry.key in ("keras_io", "keras_io_bf16", "article"):
         if entry.key == "article":
@@ -616,30 +612,38 @@ def run_worker(key: str, settings: Settings, verbose: bool = True) -> dict[str, 
     test_ds = data.make_pipeline(splits.x_test, splits.y_test, batch_size=1024)
     logits = model.predict(test_ds, verbose=0)
     test_accuracy = float(np.mean(np.argmax(logits, axis=1) == splits.y_test))
+    return _measured(
+        entry, splits, [model], dtype, rss_after_data,
+        config=config_info,
+        final_weights=final_weights,
+        epochs=epochs_run,
+        train_seconds=train_seconds,
+        epoch_seconds=clock.epoch_seconds,
+        cumulative_seconds=clock.cumulative,
+        measuring_seconds_excluded=clock.measuring,
+        test_accuracy_by_epoch=clock.test_accuracy,
+        val_accuracy_by_epoch=[float(v) for v in hist.get("val_accuracy", [])],
+        test_accuracy=test_accuracy,
+    )
 
-    x = splits.x_test
 
+def _measured(
+    entry: Entry, splits: Any, networks: Sequence[Any], dtype: str, rss_after_data: float, **figures: Any
+) -> dict[str, Any]:
+    """A worker's result: the entry's description, the ``figures`` of its training, and what every row measures
+    the same way (parameters, seconds per epoch, inference rate, memory, data sizes)."""
     return {
         "key": entry.key,
         "name": entry.name,
         "status": "measured",
         "source": entry.source,
         "recipe": entry.recipe,
-        "config": config_info,
-        "final_weights": final_weights,
         "best_single": entry.best_single,
         "precision": dtype,
-        "parameters": int(model.count_params()),
-        "epochs": epochs_run,
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": train_seconds / max(epochs_run, 1),
-        "epoch_seconds": clock.epoch_seconds,
-        "cumulative_seconds": clock.cumulative,
-        "measuring_seconds_excluded": clock.measuring,
-        "test_accuracy_by_epoch": clock.test_accuracy,
-        "val_accuracy_by_epoch": [float(v) for v in hist.get("val_accuracy", [])],
-        "test_accuracy": test_accuracy,
-        "inference_images_per_second": _inference_rate([model], x),
+        "parameters": int(sum(network.count_params() for network in networks)),
+        **figures,
+        "seconds_per_epoch": figures["train_seconds"] / max(figures["epochs"], 1),
+        "inference_images_per_second": _inference_rate(networks, splits.x_test),
         "inference_batch_size": 1024,
         "peak_rss_mib": _peak_rss_mib(),
         "rss_after_data_mib": rss_after_data,
@@ -665,8 +669,6 @@ def _ensemble_worker(
     rss_after_data: float, verbose: bool,
 ) -> dict[str, Any]:
     """Train the book's ensemble; after each member, measure the ensemble so far on the test split (off the clock)."""
-    import numpy as np
-
     from . import evaluation, models, training
 
     members = training.ENSEMBLE_MEMBERS if not settings.reduced else min(training.ENSEMBLE_MEMBERS, 2)
@@ -692,36 +694,21 @@ def _ensemble_worker(
         lambda: models.mnist_cnn(splits.input_shape, splits.num_classes, dtype=dtype),
         splits, config, members, on_member=after_member,
     )
-    networks = [r.model for r in results]
     epoch_seconds = [s for r in results for s in r.epoch_seconds]
-    epochs_run = len(epoch_seconds)
-    return {
-        "key": entry.key,
-        "name": entry.name,
-        "status": "measured",
-        "source": entry.source,
-        "recipe": entry.recipe,
-        "config": {"origin": origin, **asdict(config), "augmentation": None, "members": members},
-        "final_weights": "each member's best validation epoch; soft voting",
-        "best_single": False,
-        "precision": dtype,
-        "parameters": int(sum(n.count_params() for n in networks)),
-        "epochs": epochs_run,
-        "train_seconds": clock["training"],
-        "seconds_per_epoch": clock["training"] / max(epochs_run, 1),
-        "epoch_seconds": epoch_seconds,
-        "cumulative_seconds": cumulative,
-        "progress_unit": "member",
-        "measuring_seconds_excluded": clock["measuring"],
-        "test_accuracy_by_epoch": test_accuracy,
-        "val_accuracy_by_epoch": [r.best_val_accuracy for r in results],
-        "test_accuracy": test_accuracy[-1],
-        "inference_images_per_second": _inference_rate(networks, splits.x_test),
-        "inference_batch_size": 1024,
-        "peak_rss_mib": _peak_rss_mib(),
-        "rss_after_data_mib": rss_after_data,
-        "data_sizes": {"training": len(splits.x_train), "validation": len(splits.x_val), "test": len(splits.x_test)},
-    }
+    return _measured(
+        entry, splits, [r.model for r in results], dtype, rss_after_data,
+        config={"origin": origin, **asdict(config), "augmentation": None, "members": members},
+        final_weights="each member's best validation epoch; soft voting",
+        epochs=len(epoch_seconds),
+        train_seconds=clock["training"],
+        epoch_seconds=epoch_seconds,
+        cumulative_seconds=cumulative,
+        progress_unit="member",
+        measuring_seconds_excluded=clock["measuring"],
+        test_accuracy_by_epoch=test_accuracy,
+        val_accuracy_by_epoch=[r.best_val_accuracy for r in results],
+        test_accuracy=test_accuracy[-1],
+    )
 
 
 # --- Running the whole comparison -------------------------------------------------
