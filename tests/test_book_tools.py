@@ -1,9 +1,9 @@
 """Tests of :mod:`cnnbook.book`: glue, provenance hashes, execution and staleness.
 
 A tiny notebook is really executed (papermill, the ``python3`` kernel) once per
-module; the hash tests edit copies of notebooks in memory.  The transitive
-dependency tests point :data:`cnnbook.book.PACKAGE_DIR` at a small package
-written to a temporary folder, so that "a module changed" can be tested
+module; the hash tests edit copies of notebooks in memory.  The tests of what a
+chapter reaches point :data:`cnnbook.book.PACKAGE_DIR` at a small package
+written to a temporary folder, so that "a definition changed" can be tested
 without touching the real package that other tests (and people) are using.
 """
 
@@ -167,30 +167,79 @@ def test_source_hash_follows_code_not_markdown_outputs_or_parameters():
     assert book.source_hash(as_dict) == base
 
 
-@pytest.mark.parametrize(
-    "code, expected",
-    [
-        ("from cnnbook import data", ["__init__", "data"]),
-        ("from cnnbook import data as d", ["__init__", "data"]),
-        ("import cnnbook.data as cd", ["__init__", "data"]),
-        ("from cnnbook.data import load_dataset", ["__init__", "data"]),
-        ("from cnnbook import (\n    book,\n    data,\n)", ["__init__", "book", "data"]),
-        ("import numpy as np", ["__init__"]),
-    ],
-)
-def test_module_dependencies_of_the_real_package(code, expected):
-    # data and book import no other cnnbook module (CONTRIBUTING.md's package map).
-    assert book.module_dependencies([code]) == expected
+def test_source_hash_ignores_comments_layout_and_ipython_syntax():
+    nb = _notebook(new_code_cell("%pip install -q tiny\nx = [1, 2]\nprint(x)"))
+    base = book.source_hash(nb)
+    same = copy.deepcopy(nb)
+    same.cells[0].source = "%pip install -q tiny\n# a comment\nx = [\n    1,\n    2,\n]\n\nprint( x )  # shown\n"
+    assert book.source_hash(same) == base
+    for changed_source in ("%pip install -q other\nx = [1, 2]\nprint(x)", "%pip install -q tiny\nx = [1, 3]\nprint(x)"):
+        changed = copy.deepcopy(nb)
+        changed.cells[0].source = changed_source
+        assert book.source_hash(changed) != base
+    broken = copy.deepcopy(nb)  # a cell that does not parse counts as its text
+    broken.cells[0].source = "x = ("
+    assert book.source_hash(broken) != base
+    broken2 = copy.deepcopy(broken)
+    broken2.cells[0].source = "x = (  "
+    assert book.source_hash(broken2) != book.source_hash(broken)
+
+
+def test_reached_definitions_of_the_real_package():
+    reached = book.reached_definitions(["from cnnbook.conv import conv2d\nconv2d(image, kernel)"])
+    assert "conv.conv2d" in reached and "conv._check_padding" in reached  # a helper conv2d calls
+    assert "training.fit_classifier" not in reached and "conv.max_pool2d" not in reached
+    assert all(name.startswith("conv.") for name in reached)
+    glued = book.reached_definitions(["from cnnbook.book import glue\nglue('x', 1)"])
+    assert {"book.glue", "book._plain", "book.GLUE_PREFIX"} <= set(glued)
+    assert "book.source_hash" not in glued and "book._main" not in glued  # changing these stales no chapter
+    assert book.reached_definitions(["import numpy as np\nnp.zeros(3)"]) == []
 
 
 FAKE_PACKAGE = {
-    "__init__.py": '"""Fake package."""\n',
-    "training.py": "from . import models\nfrom .data import prepare\n",
-    "models.py": "import cnnbook.layers as layers\n",
-    "layers.py": "from cnnbook import (\n    conv,\n)\n",
-    "conv.py": "import numpy as np\n",
-    "data.py": "import numpy as np\n\ndef prepare():\n    return 1\n",
-    "plots.py": "import matplotlib\n",
+    "__init__.py": '"""Fake package."""\n\n__version__ = "0.1"\n',
+    "training.py": textwrap.dedent(
+        '''\
+        """Training."""
+
+        from . import models
+        from .data import prepare
+
+        EPOCHS = 3
+        FIRST, LAST = 1, 9
+
+
+        def fit():
+            """Fit a model."""
+            return models.build(), prepare(), EPOCHS
+
+
+        def unused():
+            return LAST
+        '''
+    ),
+    "models.py": textwrap.dedent(
+        """\
+        import numpy as np
+
+
+        def build():
+            return layer()
+
+
+        def layer():
+            from . import conv  # imported inside the function
+
+            return conv.kernel()
+
+
+        def other():
+            return np.zeros(1)
+        """
+    ),
+    "conv.py": "def kernel():\n    return 3\n\n\ndef unused_kernel():\n    return 4\n",
+    "data.py": "import numpy as np\n\n\ndef prepare():\n    return np.ones(1)\n",
+    "plots.py": "import matplotlib\n\n\ndef show():\n    return 2\n",
 }
 
 
@@ -204,27 +253,116 @@ def fake_package(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-def test_module_dependencies_are_transitive(fake_package):
-    assert book.module_dependencies(["from cnnbook import training"]) == [
-        "__init__", "conv", "data", "layers", "models", "training",
-    ]
-    assert book.module_dependencies(["import cnnbook.plots"]) == ["__init__", "plots"]
-    assert book.module_dependencies(["from cnnbook import nonexistent"]) == ["__init__"]
+def _edit(folder: Path, file: str, old: str, new: str) -> None:
+    text = (folder / file).read_text()
+    assert old in text
+    (folder / file).write_text(text.replace(old, new))
 
 
-def test_source_hash_follows_the_modules_a_chapter_uses(fake_package):
-    nb = _notebook(new_code_cell("from cnnbook import training\ntraining.fit()"))
+FIT = "from cnnbook import training\ntraining.fit()"
+FIT_REACHES = ["conv.kernel", "data.np", "data.prepare", "models.build", "models.layer", "training.EPOCHS", "training.fit"]
+
+
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        (FIT, FIT_REACHES),
+        ("from cnnbook.training import fit as f", FIT_REACHES),
+        ("from cnnbook.plots import show", ["plots.show"]),
+        ("import cnnbook.plots as p\np.show()", ["plots.show"]),
+        ("import cnnbook.plots\ncnnbook.plots.show()", ["plots.show"]),
+        ("import cnnbook\ncnnbook.plots.show()", ["plots.show"]),
+        ("from cnnbook import plots, training", []),  # imported, nothing used
+        ("from cnnbook import plots\nhelp(plots)", ["plots.matplotlib", "plots.show"]),  # a bare module: all of it
+        ("from cnnbook.conv import *", ["conv.kernel", "conv.unused_kernel"]),
+        ("from cnnbook import nonexistent\nimport numpy as np", []),
+    ],
+)
+def test_reached_definitions(fake_package, code, expected):
+    assert book.reached_definitions([code]) == expected
+
+
+def test_docstrings_comments_and_layout_do_not_count(fake_package):
+    nb = _notebook(new_code_cell(FIT))
     base = book.source_hash(nb)
-
-    (fake_package / "plots.py").write_text("import matplotlib  # changed, but unused\n")
+    _edit(fake_package, "training.py", '"""Fit a model."""', '"""Fit a model, better explained."""')
+    _edit(fake_package, "training.py", '"""Training."""', '"""Training, the module docstring."""')
+    _edit(fake_package, "models.py", "# imported inside the function", "# a different comment")
+    reformatted = "return (\n        models.build(),  # the model\n        prepare(),\n        EPOCHS,\n    )"
+    _edit(fake_package, "training.py", "return models.build(), prepare(), EPOCHS", reformatted)
+    _edit(fake_package, "data.py", "def prepare():\n", "def prepare():\n    '''Now with a docstring.'''\n\n")
     assert book.source_hash(nb) == base
 
-    (fake_package / "conv.py").write_text("import numpy as np  # used three imports deep\n")
-    changed = book.source_hash(nb)
-    assert changed != base
 
-    (fake_package / "__init__.py").write_text('"""Every chapter depends on the package root."""\n')
-    assert book.source_hash(nb) != changed
+def test_code_no_chapter_reaches_does_not_count(fake_package):
+    nb = _notebook(new_code_cell(FIT))
+    base = book.source_hash(nb)
+    _edit(fake_package, "training.py", "return LAST", "return LAST + 1")
+    _edit(fake_package, "training.py", "FIRST, LAST = 1, 9", "FIRST, LAST = 1, 10")
+    _edit(fake_package, "conv.py", "return 4", "return 5")
+    _edit(fake_package, "models.py", "np.zeros(1)", "np.ones(1)")
+    (fake_package / "plots.py").write_text("import matplotlib.pyplot as plt\n\n\ndef show():\n    return plt\n")
+    (fake_package / "unrelated.py").write_text("def anything():\n    return 1\n")
+    main = "\n\nif __name__ == '__main__':  # not run on import\n    print(fit())\n"
+    _edit(fake_package, "training.py", "return LAST + 1\n", "return LAST + 1\n" + main)
+    assert book.source_hash(nb) == base
+
+
+@pytest.mark.parametrize(
+    "file, old, new",
+    [
+        ("training.py", "return models.build(), prepare(), EPOCHS", "return models.build(), prepare(), EPOCHS + 1"),
+        ("training.py", "EPOCHS = 3", "EPOCHS = 4"),  # a constant the reached function uses
+        ("models.py", "return layer()", "return layer() * 2"),  # from . import models; models.build()
+        ("data.py", "np.ones(1)", "np.ones(2)"),  # from .data import prepare
+        ("data.py", "import numpy as np", "import jax.numpy as np"),  # an import a reached function uses
+        ("conv.py", "return 3", "return 30"),  # through an import inside a function body
+        ("training.py", '"""Training."""\n', '"""Training."""\nprint("imported")\n'),  # runs on import
+        ("__init__.py", '__version__ = "0.1"\n', '__version__ = "0.1"\nimport sys\nsys.setrecursionlimit(50)\n'),
+    ],
+)
+def test_a_change_the_chapter_can_reach_stales_it(fake_package, file, old, new):
+    nb = _notebook(new_code_cell(FIT))
+    base = book.source_hash(nb)
+    _edit(fake_package, file, old, new)
+    assert book.source_hash(nb) != base
+
+
+def test_only_the_chapter_reaching_a_change_becomes_stale(fake_package, tmp_path):
+    chapters = {
+        "01_conv.ipynb": "from cnnbook.conv import kernel\nkernel()",
+        "02_data.ipynb": "from cnnbook import data\ndata.prepare()",
+    }
+    paths = []
+    for name, code in chapters.items():
+        nb = _notebook(new_code_cell(code))
+        nb.metadata["cnnbook"]["source_hash"] = book.source_hash(nb)
+        nbformat.write(nb, tmp_path / name)
+        paths.append(tmp_path / name)
+
+    def stale() -> list[str]:
+        return [p.name for p in paths if book.is_stale(p)]
+
+    assert stale() == []
+    _edit(fake_package, "models.py", "return layer()", "return layer() - 1")  # neither reaches it
+    assert stale() == []
+    _edit(fake_package, "conv.py", "return 3", "return 33")
+    assert stale() == ["01_conv.ipynb"]
+    _edit(fake_package, "conv.py", "return 33", "return 3  # back")
+    assert stale() == []
+    _edit(fake_package, "data.py", "np.ones(1)", "np.ones(3)")
+    assert stale() == ["02_data.ipynb"]
+    _edit(fake_package, "__init__.py", '"""Fake package."""\n', '"""Fake package."""\nprint("hello")\n')
+    assert stale() == ["01_conv.ipynb", "02_data.ipynb"]  # every chapter imports the package
+
+
+def test_command_line_lists_reached_definitions(tmp_path):
+    nb = _notebook(new_code_cell("from cnnbook.conv import relu\nrelu(1)"))
+    path = tmp_path / "07_relu.ipynb"
+    nbformat.write(nb, path)
+    listed = _cli("reached", str(path))
+    assert listed.returncode == 0, listed.stderr
+    assert "conv.relu" in listed.stdout.split() and "training.fit_classifier" not in listed.stdout
 
 
 # --- Staleness, parameters and the command line -----------------------------------------

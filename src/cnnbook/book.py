@@ -1,14 +1,20 @@
 """Running the book's chapters: glue, provenance hashes, execution, staleness.
 
-A chapter is *stale* when its code cells or the :mod:`cnnbook` modules it
-uses changed after its stored outputs were produced.  Executing a chapter
-through :func:`execute` writes ``metadata.cnnbook.source_hash`` into it; the
-tests recompute the hash and fail on a mismatch.
+A chapter is *stale* when something that can change its outputs changed after
+they were stored: its code cells, or a :mod:`cnnbook` definition the chapter can
+reach (what its cells take from cnnbook, and transitively every function, class,
+constant and import those use, plus the top-level statements of each module
+imported).  Docstrings, comments and formatting do not count, nor does code the
+chapter cannot reach.  Executing a chapter through :func:`execute` writes
+``metadata.cnnbook.source_hash`` into it; the tests recompute the hash and fail
+on a mismatch; :func:`reached_definitions` (``python -m cnnbook.book reached NB``)
+lists what a chapter reaches.
 
 Command line (what ``make book`` and ``make test`` call)::
 
     python -m cnnbook.book execute [--all] notebooks/*.ipynb   # run stale chapters in place
     python -m cnnbook.book check notebooks/*.ipynb             # exit 1 if any is stale
+    python -m cnnbook.book reached notebooks/05_training.ipynb # the cnnbook definitions it reaches
     python -m cnnbook.book prepare-ci notebooks OUTDIR         # CI-parameterised copies for nbval
 
 This module imports papermill and nbformat only inside the functions that need them.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -27,7 +34,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -39,8 +46,8 @@ __all__ = [
     "glue",
     "is_stale",
     "machine_info",
-    "module_dependencies",
     "read_glued",
+    "reached_definitions",
     "source_hash",
 ]
 
@@ -131,55 +138,261 @@ def code_cells(nb: Any) -> list[str]:
     return sources
 
 
-# The names after "import": a parenthesised list (may span lines) or the rest of one line.
-_NAMES = r"(\([\w\s,]+\)|[\w \t,]+)"
-_NB_IMPORT = re.compile(r"\bcnnbook\.(\w+)|\bfrom\s+cnnbook\s+import\s+" + _NAMES)
-_PKG_IMPORT = re.compile(
-    r"^\s*from\s+\.(\w*)\s+import\s+" + _NAMES + r"|\bcnnbook\.(\w+)|^\s*from\s+cnnbook\s+import\s+" + _NAMES,
-    re.M,
-)
+# --- What a chapter can reach ------------------------------------------------------
+#
+# A *target* is (module, name): a top-level definition of a cnnbook module; with
+# name None, the whole module (a module object used as a value, a star import).
+# Definitions are compared as syntax trees (dumped as text) without docstrings,
+# so comments, docstrings and formatting never make a chapter stale.
 
 
-def _modules_named(names: str) -> set[str]:
-    # First word of each item, so "data as d" counts as data.
-    names = names.strip("()").replace("\n", ",")
-    return {n.split()[0] for n in names.split(",") if n.strip()}
+def _normalised(node: Any) -> str:
+    """``ast.dump(node, include_attributes=False)`` without empty fields, which differ between Python versions."""
+    if isinstance(node, ast.AST):
+        fields = ", ".join(f"{k}={_normalised(v)}" for k, v in ast.iter_fields(node) if v is not None and v != [])
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list):
+        return f"[{', '.join(map(_normalised, node))}]"
+    return repr(node)
 
 
-def module_dependencies(sources: Iterable[str]) -> list[str]:
-    """The :mod:`cnnbook` modules that code uses, directly or through other cnnbook modules."""
-    available = {p.stem for p in PACKAGE_DIR.glob("*.py")}
-    todo: set[str] = {"__init__"}
+_MAIN_GUARD = _normalised(ast.parse("__name__ == '__main__'", mode="eval").body)
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                node.body = node.body[1:]
+    return tree
+
+
+def _cnnbook_bindings(stmt: ast.Import | ast.ImportFrom, modules: frozenset[str]) -> list[tuple[str, tuple]]:
+    """(bound name, target) for each cnnbook thing an import binds ("*" for a star import); [] for other packages."""
+    if isinstance(stmt, ast.Import):
+        bound = []
+        for alias in stmt.names:
+            parts = alias.name.split(".")
+            if parts[0] == "cnnbook" and alias.asname is None:  # import cnnbook.data binds cnnbook
+                bound.append(("cnnbook", ("__init__", None)))
+            elif parts[0] == "cnnbook" and (len(parts) == 1 or parts[1] in modules):
+                bound.append((alias.asname, (parts[1] if len(parts) > 1 else "__init__", None)))
+        return bound
+    if stmt.level == 1:
+        base = stmt.module or ""
+    elif stmt.level == 0 and stmt.module and stmt.module.split(".")[0] == "cnnbook":
+        base = stmt.module[len("cnnbook") :].lstrip(".")
+    else:
+        return []
+    bound = []
+    for alias in stmt.names:
+        if alias.name == "*":
+            bound.append(("*", (base or "__init__", None)))
+        elif not base and alias.name in modules:  # from cnnbook import data
+            bound.append((alias.asname or alias.name, (alias.name, None)))
+        else:
+            bound.append((alias.asname or alias.name, (base or "__init__", alias.name)))
+    return bound
+
+
+def _bindings(tree: ast.AST, modules: frozenset[str]) -> dict[str, set[tuple]]:
+    """Every cnnbook name an import anywhere in ``tree`` binds (function bodies included)."""
+    bindings: dict[str, set[tuple]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for name, target in _cnnbook_bindings(node, modules):
+                bindings.setdefault(name, set()).add(target)
+    return bindings
+
+
+class _Uses(ast.NodeVisitor):
+    """The targets code refers to: ``module.attr`` through a module alias, imported names, own globals."""
+
+    def __init__(self, bindings: dict[str, set[tuple]], modules: frozenset[str], module: str = "", own=()):
+        self.bindings, self.modules, self.module, self.own = bindings, modules, module, set(own)
+        self.found: set[tuple] = set()
+
+    def _modules(self, node: ast.expr) -> set[str]:
+        """The cnnbook modules an expression names (``data``, ``cnnbook.data``)."""
+        if isinstance(node, ast.Name):
+            return {m for m, name in self.bindings.get(node.id, ()) if name is None}
+        if isinstance(node, ast.Attribute) and node.attr in self.modules and "__init__" in self._modules(node.value):
+            return {node.attr}
+        return set()
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        owners = self._modules(node.value)
+        if not owners:
+            self.generic_visit(node)
+        elif node.attr in self.modules and "__init__" in owners:  # cnnbook.data used as a value
+            self.found.add((node.attr, None))
+        else:
+            self.found |= {(m, node.attr) for m in owners}
+
+    def visit_Name(self, node: ast.Name) -> None:
+        self.found |= self.bindings.get(node.id, set())  # a module alias used bare: the whole module
+        if node.id in self.own:
+            self.found.add((self.module, node.id))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.found |= {target for name, target in _cnnbook_bindings(node, self.modules) if name == "*"}
+
+
+class _Module(NamedTuple):
+    definitions: dict[str, list[tuple[str, frozenset]]]  # name -> [(normalised text, targets it uses)]
+    exports: dict[str, set[tuple]]  # name -> the cnnbook targets a top-level import binds it to
+    prelude: list[tuple[str, frozenset]]  # other top-level statements: they run at import
+    loads: set[str]  # the cnnbook modules its top-level imports load
+
+
+def _defined_names(stmt: ast.stmt) -> list[str]:
+    """The names a top-level function, class or plain assignment defines ([] for anything else)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        nodes = [n for t in targets for n in ast.walk(t) if not isinstance(n, ast.expr_context)]
+        if all(isinstance(n, (ast.Name, ast.Tuple, ast.List, ast.Starred)) for n in nodes):
+            return [n.id for n in nodes if isinstance(n, ast.Name)]
+    return []
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_module(module: str, text: str, modules: frozenset[str]) -> _Module:
+    tree = _without_docstrings(ast.parse(text))
+    definitions: dict[str, list[ast.stmt]] = {}
+    exports: dict[str, set[tuple]] = {}
+    prelude: list[ast.stmt] = []
+    loads: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.If) and _normalised(stmt.test) == _MAIN_GUARD:
+            continue  # does not run when imported
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) and getattr(stmt, "module", None) != "__future__":
+            for alias in stmt.names:  # one definition per bound name
+                if isinstance(stmt, ast.Import):
+                    one: ast.Import | ast.ImportFrom = ast.Import([alias])
+                else:
+                    one = ast.ImportFrom(stmt.module, [alias], stmt.level)
+                bound = _cnnbook_bindings(one, modules)
+                loads |= {target[0] for _, target in bound}
+                for name, target in bound:
+                    exports.setdefault(name, set()).add(target)
+                if any(name == "*" for name, _ in bound):
+                    prelude.append(one)
+                elif not bound:  # another package: import numpy as np defines np
+                    definitions.setdefault(alias.asname or alias.name.split(".")[0], []).append(one)
+        elif _defined_names(stmt):
+            for name in _defined_names(stmt):
+                definitions.setdefault(name, []).append(stmt)
+        else:
+            prelude.append(stmt)
+    bindings = _bindings(tree, modules)
+
+    def described(stmt: ast.stmt) -> tuple[str, frozenset]:
+        uses = _Uses(bindings, modules, module, definitions)
+        uses.visit(stmt)
+        return _normalised(stmt), frozenset(uses.found)
+
+    return _Module(
+        {name: [described(s) for s in stmts] for name, stmts in definitions.items()},
+        exports,
+        [described(s) for s in prelude],
+        loads,
+    )
+
+
+def _cell_trees(sources: Iterable[str]) -> list[ast.Module | str]:
+    """Each cell parsed, once IPython's syntax (``%pip``, ``!cmd``) became Python; its text if it does not parse."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transformer = TransformerManager()
+    trees: list[ast.Module | str] = []
     for src in sources:
-        for attr, names in _NB_IMPORT.findall(src):
-            todo |= {attr} if attr else _modules_named(names)
-    seen: set[str] = set()
+        try:
+            trees.append(ast.parse(transformer.transform_cell(src)))
+        except (SyntaxError, ValueError):
+            trees.append(src)
+    return trees
+
+
+def _reach(trees: list[ast.Module | str]) -> tuple[dict[tuple, list[str]], dict[str, list[str]]]:
+    """({(module, name): normalised definitions}, {module: normalised prelude}) that the cells can reach."""
+    files = {p.stem: p for p in PACKAGE_DIR.glob("*.py")}
+    modules = frozenset(files)
+    parsed: dict[str, _Module] = {}
+
+    def info(module: str) -> _Module:
+        if module not in parsed:
+            parsed[module] = _parse_module(module, files[module].read_text(encoding="utf-8"), modules)
+        return parsed[module]
+
+    cells = [tree for tree in trees if not isinstance(tree, str)]
+    bindings: dict[str, set[tuple]] = {}  # the chapter's namespace: imports in any cell
+    for tree in cells:
+        for name, targets in _bindings(tree, modules).items():
+            bindings.setdefault(name, set()).update(targets)
+    uses = _Uses(bindings, modules)
+    for tree in cells:
+        uses.visit(tree)
+    # An imported name is reached; a module alias only through what the cells take from it.
+    todo = list(uses.found) + [t for targets in bindings.values() for t in targets if t[1] is not None]
+    reached: dict[tuple, list[str]] = {}
+    preludes: dict[str, list[str]] = {}
+
+    def load(module: str) -> None:  # importing a module runs its prelude (and the package's)
+        if module in files and module not in preludes:
+            preludes[module] = [text for text, _ in info(module).prelude]
+            todo.extend(t for _, used in info(module).prelude for t in used)
+            for other in sorted(info(module).loads | {"__init__"}):
+                load(other)
+
+    for targets in bindings.values():
+        for module, _ in targets:
+            load(module)
     while todo:
-        mod = todo.pop()
-        if mod in seen or mod not in available:
+        module, name = todo.pop()
+        if module not in files or (module, name) in reached:
             continue
-        seen.add(mod)
-        text = (PACKAGE_DIR / f"{mod}.py").read_text(encoding="utf-8")
-        for rel_mod, rel_names, attr, abs_names in _PKG_IMPORT.findall(text):
-            if rel_mod:
-                todo.add(rel_mod)
-            elif rel_names:
-                todo |= _modules_named(rel_names)
-            elif attr:
-                todo.add(attr)
-            elif abs_names:
-                todo |= _modules_named(abs_names)
-    return sorted(seen)
+        load(module)
+        mod = info(module)
+        if name is None:  # the whole module
+            reached[(module, name)] = []
+            todo.extend((module, n) for n in [*mod.definitions, *mod.exports] if n != "*")
+            continue
+        reached[(module, name)] = [text for text, _ in mod.definitions.get(name, [])]
+        todo.extend(t for _, used in mod.definitions.get(name, []) for t in used)
+        todo.extend(mod.exports.get(name, ()))
+    return {k: v for k, v in reached.items() if v}, preludes
+
+
+def reached_definitions(sources: Iterable[str]) -> list[str]:
+    """The :mod:`cnnbook` definitions code can reach, as sorted ``module.name`` strings.
+
+    These (with the code itself) are what :func:`source_hash` covers: a chapter
+    is stale when one of them changed other than in docstrings, comments or layout.
+    """
+    return sorted(f"{module}.{name}" for module, name in _reach(_cell_trees(sources))[0])
 
 
 def source_hash(nb: Any) -> str:
-    """sha256 over the chapter's code cells and the source of every cnnbook module it uses."""
-    sources = code_cells(nb)
+    """sha256 over the chapter's code cells and the cnnbook definitions they can reach.
+
+    Both are compared as syntax trees without docstrings, so comments, docstrings
+    and formatting do not count; nor does a change to code the chapter cannot reach.
+    """
+    trees = _cell_trees(code_cells(nb))
+    definitions, preludes = _reach(trees)
     h = hashlib.sha256()
-    for src in sources:
-        h.update(b"cell\0" + src.encode("utf-8"))
-    for mod in module_dependencies(sources):
-        h.update(f"module\0{mod}\0".encode() + (PACKAGE_DIR / f"{mod}.py").read_bytes())
+    for tree in trees:
+        h.update((f"raw cell\0{tree}" if isinstance(tree, str) else f"cell\0{_normalised(tree)}").encode() + b"\0")
+    for (module, name), texts in sorted(definitions.items()):
+        for text in texts:
+            h.update(f"definition\0{module}.{name}\0{text}\0".encode())
+    for module, texts in sorted(preludes.items()):
+        for text in texts:
+            h.update(f"prelude\0{module}\0{text}\0".encode())
     return h.hexdigest()
 
 
@@ -349,6 +562,8 @@ def _main(argv: list[str] | None = None) -> int:
     ex.add_argument("--ci", action="store_true", help="use each chapter's CI parameters")
     ch = sub.add_parser("check", help="exit 1 if any chapter's stored outputs are stale")
     ch.add_argument("notebooks", nargs="+")
+    re_ = sub.add_parser("reached", help="list the cnnbook definitions a chapter reaches (what its hash covers)")
+    re_.add_argument("notebook")
     pc = sub.add_parser("prepare-ci", help="write CI-parameterised copies for nbval")
     pc.add_argument("source_dir")
     pc.add_argument("output_dir")
@@ -368,6 +583,9 @@ def _main(argv: list[str] | None = None) -> int:
         for nb in stale:
             print(f"stale: {nb} (re-run: python -m cnnbook.book execute {nb})")
         return 1 if stale else 0
+    if args.command == "reached":
+        print("\n".join(reached_definitions(code_cells(args.notebook))))
+        return 0
     for nb in sorted(Path(args.source_dir).glob("[0-9][0-9]_*.ipynb")):
         print(prepare_ci(nb, Path(args.output_dir) / nb.name))
     return 0
