@@ -79,3 +79,15 @@ def test_cnn_vs_traditional_chapter(chapter_runner):
     assert isinstance(g["claims"]["representational_power"], bool)
     assert all(f"{k}_published_gap" in g for k in ("lr", "rf", "cnn"))
     assert g["chapter_seconds"] < 90
+
+
+def test_what_a_cnn_sees_exercise_solutions(chapter_runner):
+    """The coding exercises' solutions (issue 15) run with the chapter and glue the right answers."""
+    _, g = chapter_runner("01_what_a_cnn_sees")
+    # ex-01-3: two stacked 3×3 convolutions see as much as one 5×5, with fewer parameters (64 → 64 channels).
+    assert g["ex01_rf_two_3x3"] == g["ex01_rf_one_5x5"] == 5
+    assert g["ex01_params_two_3x3"] == g["ex01_keras_params_two_3x3"] == 2 * (3 * 3 * 64 * 64 + 64)
+    assert g["ex01_params_one_5x5"] == g["ex01_keras_params_one_5x5"] == 5 * 5 * 64 * 64 + 64
+    # ex-01-4: stride 2 is every second value of stride 1 — shifted by one pixel with "same" padding.
+    assert g["ex01_stride_valid_diff"] == 0.0
+    assert g["ex01_stride_same_odd_diff"] == 0.0
