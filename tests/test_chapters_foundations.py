@@ -91,3 +91,12 @@ def test_what_a_cnn_sees_exercise_solutions(chapter_runner):
     # ex-01-4: stride 2 is every second value of stride 1 — shifted by one pixel with "same" padding.
     assert g["ex01_stride_valid_diff"] == 0.0
     assert g["ex01_stride_same_odd_diff"] == 0.0
+
+
+def test_cnn_vs_traditional_exercise_solution(chapter_runner):
+    """ex-02-3: shifted copies in the training data make the logistic regression more robust to shifts."""
+    _, g = chapter_runner("02_cnn_vs_traditional")
+    for name in ("plain", "augmented"):
+        assert 0.1 < g[f"ex02_lr_{name}_val"] <= 1
+        assert 0 <= g[f"ex02_lr_{name}_shifted_val"] <= 1
+    assert g["ex02_lr_augmented_shifted_val"] > g["ex02_lr_plain_shifted_val"]
