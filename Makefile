@@ -38,12 +38,14 @@ test: setup
 	$(MAKE) test-nbval
 
 # The copies live in _build/ci/notebooks, beside a link to book/, so relative paths still work.
+# pytest's cache goes under _build (pyproject.toml sets cache_dir for the unit tests), never into
+# a folder the book is built from.
 test-nbval: setup
 	rm -rf _build/ci && mkdir -p _build/ci/models
 	ln -s ../../book _build/ci/book
 	$(PY) -m cnnbook.book prepare-ci notebooks _build/ci/notebooks
 	cd _build/ci/notebooks && CNNBOOK_MODEL_DIR=$(CURDIR)/_build/ci/models \
-	  $(CURDIR)/$(PY) -m pytest --nbval-lax -p no:cacheprovider --rootdir=. .
+	  $(CURDIR)/$(PY) -m pytest --nbval-lax -o cache_dir=$(CURDIR)/_build/ci/.pytest_cache --rootdir=. .
 
 clean:
 	rm -rf _build
