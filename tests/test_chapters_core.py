@@ -21,6 +21,9 @@ def test_data_chapter(chapter_runner):
     assert g["max_share_gap"] < 0.005  # stratified
     assert 0.75 < g["zero_share"] < 0.85
     assert g["batches_per_epoch"] == math.ceil(2000 / 128)
+    # ex-03-2 (issue 15): a plain random split drifts in class shares, the stratified one hardly does.
+    assert 0 < g["ex03_stratified_share_gap"] < 0.001
+    assert g["ex03_random_share_gap"] > g["ex03_stratified_share_gap"]
 
 
 def test_building_chapter(chapter_runner):
