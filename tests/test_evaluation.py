@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -295,3 +297,44 @@ def test_ensembles_refuse_bad_members():
         evaluation.majority_vote([np.ones((2, 2))])
     with pytest.raises(ValueError, match="same length"):
         evaluation.ensemble_accuracies([np.full((2, 2), 0.5)], [0, 1, 1])
+
+
+# --- Paired comparison and prediction speed ----------------------------------------------
+
+
+def test_mcnemar_matches_the_binomial_test():
+    from scipy.stats import binomtest
+
+    both = np.ones(500, bool)
+    a = np.r_[np.ones(14, bool), np.zeros(6, bool), both]
+    b = np.r_[np.zeros(14, bool), np.ones(6, bool), both]
+    result = evaluation.mcnemar(a, b)
+    assert (result.only_a, result.only_b) == (14, 6)
+    assert result.p_value == pytest.approx(binomtest(6, 20).pvalue)
+    assert not result.significant()  # the ensemble chapter's 14 fixed / 6 broken: p ≈ 0.12
+    strong = evaluation.mcnemar(np.r_[np.ones(30, bool), np.zeros(5, bool)], np.r_[np.zeros(30, bool), np.ones(5, bool)])
+    assert strong.significant() and strong.p_value == pytest.approx(binomtest(5, 35).pvalue)
+    # Symmetric in A and B, and examples both get right (or wrong) change nothing.
+    assert evaluation.mcnemar(b, a).p_value == result.p_value
+    assert evaluation.mcnemar(np.r_[a, np.zeros(50, bool)], np.r_[b, np.zeros(50, bool)]) == result
+    assert evaluation.mcnemar(both, both).p_value == 1.0
+    with pytest.raises(ValueError):
+        evaluation.mcnemar(a, b[:-1])
+
+
+def test_images_per_second_counts_every_network():
+    class Slow:
+        calls = 0
+
+        def predict(self, x, batch_size, verbose):
+            Slow.calls += 1
+            time.sleep(0.01)
+            return np.zeros((len(x), 10))
+
+    images = np.zeros((100, 28, 28, 1), np.float32)
+    one = evaluation.images_per_second([Slow()], images, repeats=2)
+    two = evaluation.images_per_second([Slow(), Slow()], images, repeats=2)
+    assert Slow.calls == 3 + 6  # a warm-up pass, then the timed ones, for every network
+    assert 0 < two < one < 100 / 0.01
+    with pytest.raises(ValueError):
+        evaluation.images_per_second([], images)

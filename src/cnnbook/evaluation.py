@@ -18,6 +18,7 @@ import numpy as np
 __all__ = [
     "Calibration",
     "ImagePrediction",
+    "McNemar",
     "Table",
     "accuracy",
     "accuracy_interval",
@@ -26,7 +27,9 @@ __all__ = [
     "confusion_matrix",
     "ensemble_accuracies",
     "ensemble_average",
+    "images_per_second",
     "majority_vote",
+    "mcnemar",
     "most_confident_mistakes",
     "predict_image",
     "predict_proba",
@@ -157,6 +160,85 @@ def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[f
     low = 0.0 if correct == 0 else max(0.0, centre - half)
     high = 1.0 if correct == n else min(1.0, centre + half)
     return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """An exact McNemar test of two classifiers on the same examples.
+
+    ``only_a``: examples only classifier A gets right; ``only_b``: only B.
+    Examples both get right, or both wrong, say nothing about which is better.
+    ``p_value``: two-sided exact p-value of "A and B are equally accurate".
+    """
+
+    only_a: int
+    only_b: int
+    p_value: float
+
+    def significant(self, level: float = 0.05) -> bool:
+        """True when ``p_value`` is below ``level``."""
+        return self.p_value < level
+
+
+def mcnemar(correct_a: Any, correct_b: Any) -> McNemar:
+    """Exact McNemar test: do classifiers A and B differ in accuracy on these examples?
+
+    Parameters
+    ----------
+    correct_a, correct_b : array-like of bool
+        Per example, whether A (resp. B) classified it correctly; same examples, same order.
+
+    Returns
+    -------
+    McNemar
+        The two discordant counts and the two-sided exact p-value: under the
+        hypothesis of equal accuracy each discordant example is a fair coin
+        toss between A and B (binomial with p = 1/2).
+    """
+    from math import comb
+
+    a = np.asarray(correct_a, dtype=bool).ravel()
+    b = np.asarray(correct_b, dtype=bool).ravel()
+    _same_length(a, b, "correct_a and correct_b")
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n = only_a + only_b
+    if n == 0:
+        return McNemar(0, 0, 1.0)
+    tail = sum(comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return McNemar(only_a, only_b, float(min(1.0, 2 * tail)))
+
+
+def images_per_second(networks: Sequence[Any], images: Any, batch_size: int = 1024, repeats: int = 3) -> float:
+    """Prediction throughput: ``len(images)`` / median seconds for every network to predict them.
+
+    Parameters
+    ----------
+    networks : sequence of models
+        Each is called through its ``predict`` (an ensemble's members, or one model).
+    images : array
+        The images to predict, e.g. the test split.
+    batch_size, repeats : int
+        Batch size of ``predict``; timed passes (after one untimed warm-up pass).
+
+    Returns
+    -------
+    float
+        Images per second for the whole sequence of networks.
+    """
+    import statistics
+    import time
+
+    if repeats < 1 or not len(networks) or not len(images):
+        raise ValueError("images_per_second needs at least one network, one image and one repeat.")
+    for network in networks:
+        network.predict(images, batch_size=batch_size, verbose=0)  # warm-up: graph built, caches filled
+    passes = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for network in networks:
+            network.predict(images, batch_size=batch_size, verbose=0)
+        passes.append(time.perf_counter() - start)
+    return len(images) / statistics.median(passes)
 
 
 def top_k(probs: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
