@@ -111,6 +111,18 @@ def test_article_values(article):
     assert "same architecture as cnnbook.models.article_cnn: True" in stream_text(code_cell(nb, "same architecture"))
 
 
+
+def test_article_exercise_solutions(article):
+    """The coding exercises' solutions (issue 15) run with the chapter and glue their answers."""
+    _, glued = article
+    # ex-09-1: the repaired listing declares the real input, returns logits and learns something.
+    assert glued["ex09_fixed_input_shape"] == [32, 32, 3]
+    assert glued["ex09_fixed_last_activation"] == "linear"
+    assert glued["ex09_fixed_val_accuracy"] > 0.2  # chance is 0.1 (5,000 validation images)
+    # ex-09-3: a Rescaling wrapper adds no parameters and gives the same logits on raw pixels.
+    assert glued["ex09_wrapper_params"] == 122_570
+    assert glued["ex09_wrapper_same_logits"] is True
+
 def test_stored_full_run_article():
     glued = book.read_glued(_stored_full_run(ARTICLE))
     assert glued["article_train_size"] == 45_000 and glued["article_epochs"] == 10
