@@ -37,6 +37,18 @@ def test_building_chapter(chapter_runner):
     assert g["eager_bug_val_loss"] > g["logits_val_loss"]
 
 
+
+def test_building_exercise_solutions(chapter_runner):
+    """The coding exercises' solutions (issue 15) run with the chapter and glue the right answers."""
+    _, g = chapter_runner("04_building")
+    # ex-04-2: the article's network on 32×32×3 images, by Keras and by the formulas.
+    assert g["ex04_cifar_params"] == g["ex04_cifar_formula_params"] == 122_570
+    # ex-04-3: a global-pooling head keeps only the convolutions and a Dense(10) on 64 numbers ...
+    assert g["ex04_gap_params"] == 320 + 18_496 + 36_928 + 650
+    assert g["ex04_gap_share"] == pytest.approx(g["ex04_gap_params"] / g["article_params"])
+    # ... and classifies images of any size.
+    assert g["ex04_gap_output_shapes"] == [[2, 10], [2, 10]]
+
 def test_training_chapter(chapter_runner):
     nb, g = chapter_runner("05_training")
     # CI: 2000 images, one epoch; still far above chance (10 %).
