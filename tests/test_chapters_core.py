@@ -72,6 +72,17 @@ def test_beyond_digits_chapter(chapter_runner):
     }
 
 
+
+def test_beyond_digits_exercise_solutions(chapter_runner):
+    """The coding exercises' solutions (issue 15) run with the chapter and glue the right answers."""
+    _, g = chapter_runner("07_beyond_digits")
+    # ex-07-1: precision and recall of "Shirt" from the confusion matrix equal the report's.
+    assert g["ex07_shirt_precision"] == pytest.approx(g["ex07_shirt_precision_report"])
+    assert g["ex07_shirt_recall"] == pytest.approx(g["ex07_shirt_recall_report"])
+    # ex-07-2: top-1 is the chapter's test accuracy, and top-2 can only be higher.
+    assert g["ex07_top1_accuracy"] == pytest.approx(g["test_accuracy"])
+    assert g["ex07_top1_accuracy"] <= g["ex07_top2_accuracy"] <= 1.0
+
 # --- The stored full runs (what readers see) meet the book's bars -----------------
 
 import json  # noqa: E402
