@@ -1,8 +1,10 @@
 """Sphinx extension: the ``chapter-times`` directive.
 
-Renders a table of how long each chapter's stored run took, read from the
-notebooks' metadata (``metadata.cnnbook.executed_seconds`` and
-``executed_on``, written by ``python -m cnnbook.book execute``).  No number in
+Renders a table of how long each chapter's stored run took and in which
+precision, read from the notebooks' metadata (``metadata.cnnbook.executed_seconds``
+and ``executed_on``, written by ``python -m cnnbook.book execute``).  A run made
+in float32 is also the float32 time a reader without bfloat16 units can expect;
+for a run made in bfloat16 the float32 column says it was not measured.  No number in
 the table is typed by hand, and the page is rebuilt when a chapter changes.
 
 Usage in a MyST page::
@@ -37,6 +39,9 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+_PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16 (mixed)"}
+
+
 def _machine(info: dict[str, Any]) -> str:
     cpu = str(info.get("cpu") or "unknown CPU").replace("|", "/")
     cores = info.get("cores")
@@ -62,7 +67,7 @@ class ChapterTimes(SphinxDirective):
             link = f"{{doc}}`/{docname}`"
             if seconds is None:
                 complete = False
-                rows.append(f"| {link} | not executed yet | |")
+                rows.append(f"| {link} | not executed yet | | | |")
                 continue
             when = _duration(seconds)
             if meta.get("parameters"):
@@ -70,12 +75,21 @@ class ChapterTimes(SphinxDirective):
                 when += " (reduced CI settings, not the full run)"
             else:
                 total += seconds
-            rows.append(f"| {link} | {when} | {_machine(meta.get('executed_on', {}))} |")
+            info = meta.get("executed_on", {})
+            precision = info.get("precision")  # absent in runs made before it was recorded
+            float32 = when if precision == "float32" else "not measured yet"
+            rows.append(
+                f"| {link} | {when} | {_PRECISIONS.get(precision, 'not recorded')} | {float32} | {_machine(info)} |"
+            )
         if not rows:
             return [nodes.paragraph(text="No chapter has been executed yet.")]
-        lines = ["| Chapter | Full run | Measured on |", "| --- | --- | --- |", *rows]
+        lines = [
+            "| Chapter | Full run | Precision | Full run in float32 | Measured on |",
+            "| --- | --- | --- | --- | --- |",
+            *rows,
+        ]
         if complete:
-            lines.append(f"| **All chapters** | **{_duration(total)}** | |")
+            lines.append(f"| **All chapters** | **{_duration(total)}** | | | |")
         container = nodes.container(classes=["chapter-times"])
         self.state.nested_parse(StringList(lines, source="chapter-times"), self.content_offset, container)
         return [container]
