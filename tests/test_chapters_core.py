@@ -61,6 +61,14 @@ def test_training_chapter(chapter_runner):
     assert g["dtype"] in ("float32", "mixed_bfloat16") and g["bfloat16_speedup"] > 0
 
 
+
+def test_training_exercise_solution(chapter_runner):
+    """ex-05-3 (issue 15): the repaired training listing runs, with the Keras 3 spelling, and learns."""
+    _, g = chapter_runner("05_training")
+    assert g["ex05_fixed_learning_rate"] == pytest.approx(0.001)
+    assert g["ex05_fixed_from_logits"] is True
+    assert g["ex05_fixed_val_accuracy"] > 0.2  # chance is 0.1 on 2,000 validation images
+
 def test_beyond_digits_chapter(chapter_runner):
     _, g = chapter_runner("07_beyond_digits")
     assert g["test_accuracy"] > 0.4
