@@ -2,9 +2,11 @@
 
 Renders a table of how long each chapter's stored run took and in which
 precision, read from the notebooks' metadata (``metadata.cnnbook.executed_seconds``
-and ``executed_on``, written by ``python -m cnnbook.book execute``).  A run made
-in float32 is also the float32 time a reader without bfloat16 units can expect;
-for a run made in bfloat16 the float32 column says it was not measured.  No number in
+and ``executed_on``, written by ``python -m cnnbook.book execute``) and from the
+value a chapter glues as ``precision``.  The book never changes Keras' global
+dtype policy, so a chapter that glues no ``precision`` computed in float32.  A
+run made in float32 is also the float32 time a reader without bfloat16 units can
+expect; for a run made in bfloat16 the float32 column says it was not measured.  No number in
 the table is typed by hand, and the page is rebuilt when a chapter changes.
 
 Usage in a MyST page::
@@ -26,6 +28,8 @@ from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
+
+from cnnbook.book import read_glued
 
 
 def _duration(seconds: float) -> str:
@@ -76,7 +80,7 @@ class ChapterTimes(SphinxDirective):
             else:
                 total += seconds
             info = meta.get("executed_on", {})
-            precision = info.get("precision")  # absent in runs made before it was recorded
+            precision = read_glued(path).get("precision", "float32")
             float32 = when if precision == "float32" else "not measured yet"
             rows.append(
                 f"| {link} | {when} | {_PRECISIONS.get(precision, 'not recorded')} | {float32} | {_machine(info)} |"

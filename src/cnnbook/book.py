@@ -509,7 +509,7 @@ def execute(
             "source_hash": source_hash(nb),
             "parameters": parameters or {},
             "executed_seconds": round(seconds, 1),
-            "executed_on": {**machine_info(), "precision": _precision()},
+            "executed_on": machine_info(),
         }
         nbformat.write(nb, str(running))
         os.replace(running, output)
@@ -517,13 +517,6 @@ def execute(
         running.unlink(missing_ok=True)
         clean_input.unlink(missing_ok=True)
     return nb
-
-
-def _precision() -> str:
-    """The dtype policy the chapters computed in (``$CNNBOOK_DTYPE``, else the machine's preferred one)."""
-    from .training import preferred_dtype  # imports TensorFlow: only after a chapter ran
-
-    return preferred_dtype()
 
 
 # TensorFlow's C++ runtime logs through absl straight to the kernel's stderr
