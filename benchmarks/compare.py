@@ -1,45 +1,71 @@
 """Our models side by side with the best-known tutorial models: same data, same machine, one run.
 
-    python benchmarks/compare.py --dataset mnist            # the benchmark (about 12 min on 2 cores)
-    python benchmarks/compare.py --dataset mnist --train-size 500 --test-size 500 \\
-        --validation-size 500 --max-epochs 1 --out /tmp/bench  # a quick check that it runs
+    python benchmarks/compare.py --dataset mnist                       # the book's precision on this CPU
+    python benchmarks/compare.py --dataset mnist --precision float32   # every model in float32
+    python benchmarks/compare.py --dataset mnist --precision float32 --train-size 500 --test-size 500 \\
+        --validation-size 500 --max-epochs 1 --out /tmp/bench            # a quick check that it runs
 
 Each model is trained and evaluated in a fresh process of its own, one after
 another, on the same split with the same seed: keras-io's Simple MNIST convnet
-(as published, and in bfloat16 as a control), the source article's (TensorFlow
-tutorial's) network, the book's model with its chapter recipe and the book's
-ensemble (on CIFAR-10: the article's network and the book's colour model).  Writes ``<out>/<dataset>.json`` and ``<out>/<dataset>.md`` (the table
-the book's "Results" page includes).  Definitions of every figure:
-``cnnbook.benchmark.DEFINITIONS`` (also in the JSON).
+(as published, and in bfloat16 as a control in bfloat16 runs), the source
+article's (TensorFlow tutorial's) network, the book's model with its chapter
+recipe and the book's ensemble (on CIFAR-10: the article's network and the
+book's colour model).
+
+``--precision``: ``float32`` runs every model in float32 (the bfloat16 control is
+not measured, and the table says why); ``bfloat16`` runs the book's models and
+the control in Keras' mixed_bfloat16 and the tutorials as published, in float32
+— refused on a CPU without bfloat16 units unless ``--force-bfloat16``; ``auto``
+(the default) is the book's own choice, ``cnnbook.training.preferred_dtype()``.
+
+Writes ``<out>/<dataset>-<precision>.json`` and ``.md`` (the table the book's
+"Results" page includes), the precision being the resolved one, so a float32
+table sits beside the bfloat16 one; then prints the table and, for each of the
+book's bars on that dataset, whether this run met it.  Definitions of every
+figure: ``bench.report.DEFINITIONS`` (also in the JSON).
 
 Full-size runs write to ``benchmarks/results/`` by default.  Reduced runs
 (``--train-size``, ``--test-size``, ``--validation-size`` or ``--max-epochs``)
 never do unless ``--out`` says so: they go to a temporary folder, so a quick
-check cannot overwrite the book's measured results.
+check cannot overwrite the book's measured results.  Works from any folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import tempfile
 from pathlib import Path
 
-from cnnbook.benchmark import DATASETS, DEFAULT_TARGETS, Settings, entries, run_benchmark
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # already first when run as a script; not when imported
+    sys.path.insert(0, str(HERE))
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.runner import run_benchmark  # noqa: E402
+from bench.spec import DATASETS, DEFAULT_TARGETS, PRECISION_CHOICES, Settings, entries  # noqa: E402
+
+RESULTS = HERE / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog="python benchmarks/compare.py",
         description="Train the tutorial models and the book's models side by side and compare them.",
         epilog="Default targets: " + "; ".join(f"{d} {t:.2%}" for d, (t, _) in DEFAULT_TARGETS.items()) + ".",
     )
     parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--models", nargs="+", metavar="KEY",
                         help="a subset of the dataset's models (default: all); mnist/fashion_mnist: keras_io "
-                        "article book_part1; cifar10: article book_cifar. Ratios are against the first of these that runs.")
+                        "keras_io_bf16 article book_part1 book_ensemble; cifar10: article book_cifar. Ratios are "
+                        "against the first of these that runs.")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                        help="float32: every model in float32; bfloat16: the book's models and the control in "
+                        "mixed bfloat16, the tutorials in float32 as published; auto (default): the book's choice "
+                        "for this CPU (training.preferred_dtype(); $CNNBOOK_DTYPE decides when set)")
+    parser.add_argument("--force-bfloat16", action="store_true",
+                        help="allow --precision bfloat16 on a CPU without bfloat16 units (it measures the emulation)")
     parser.add_argument("--train-size", type=int, help="stratified subset of the training split (quick checks)")
     parser.add_argument("--test-size", type=int, help="stratified subset of the test split (quick checks)")
     parser.add_argument("--validation-size", type=int, default=5000,
@@ -57,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The comparison runs on the CPU: hide any GPU before TensorFlow is imported, so that
+    # `auto` is the book's choice for the CPU, the one the workers compute on.
+    os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     try:
         settings = Settings(
             dataset=args.dataset,
@@ -68,19 +97,24 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             target=args.target,
             cpus=args.cpus,
-        )
+            precision=args.precision,
+            force_bfloat16=args.force_bfloat16,
+        ).resolved()
+        runs = settings.runs()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.models:
-        first = entries(args.dataset)[0].key
-        if settings.selected()[0].key != first:
-            print(f"note: ratios are against {settings.selected()[0].key}, the first model of this run.")
+    if args.models and runs and runs[0][0].key != entries(args.dataset)[0].key:
+        print(f"note: ratios are against {runs[0][0].key}, the first model of this run.")
     out = args.out
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="cnnbook-benchmark-")) if settings.reduced else RESULTS
     command = "python benchmarks/compare.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    run_benchmark(settings, out, command=command.strip())
+    try:
+        run_benchmark(settings, out, command=command.strip())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
