@@ -81,6 +81,15 @@ def test_prepared_input_is_mnist_like(executed):
     assert "ink box: 20 ×" in text  # the longer side fills the 20×20 box
 
 
+
+def test_temperature_scaling_exercise(executed):
+    """ex-06-3 (issue 15): a temperature fitted on validation data lowers the validation loss and changes no prediction."""
+    _, glued = executed
+    assert 0.25 <= glued["ex06_temperature"] <= 4.0
+    assert glued["ex06_val_nll_after"] <= glued["ex06_val_nll_before"] + 1e-9  # T = 1 is among the candidates
+    assert glued["ex06_same_predictions"] is True
+    assert 0.0 <= glued["ex06_ece_after"] <= 1.0
+
 def test_stored_full_run():
     """The outputs stored in the repository come from a full run (all defaults) with credible results."""
     nb = json.loads(CHAPTER.read_text(encoding="utf-8"))
