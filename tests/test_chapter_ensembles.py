@@ -34,6 +34,20 @@ def test_ensemble_chapter_values(chapter_runner):
     assert g["ensemble_images_per_second"] < g["single_images_per_second"]
 
 
+
+def test_ensemble_exercise_solutions(chapter_runner):
+    """The coding exercises' solutions (issue 15) run with the chapter and glue consistent answers."""
+    _, g = chapter_runner("10_ensembles")
+    # ex-10-2: soft voting recomputed with NumPy equals the chapter's; a geometric mean can only
+    # decide differently where the members disagree.
+    assert g["ex10_soft_val_by_hand"] == pytest.approx(g["soft_val"], abs=2e-4)  # within one of 5,000 images
+    assert 0.0 <= g["ex10_geometric_val"] <= 1.0
+    assert 0 <= g["ex10_geometric_soft_differ"] <= g["disagree_images"]
+    # ex-10-3: hard and soft voting of two members differ only where the two disagree.
+    assert 0 <= g["ex10_pair_hard_soft_differ"] <= g["ex10_pair_disagree"]
+    if g["members"] == 2:
+        assert g["ex10_pair_disagree"] == g["disagree_images"]
+
 def test_stored_full_run():
     nb = json.loads(CHAPTER.read_text(encoding="utf-8"))
     meta = nb["metadata"].get("cnnbook", {})
