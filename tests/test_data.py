@@ -683,3 +683,20 @@ def test_to_float():
         data.to_float(np.zeros((1, 2, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="shaped"):
         data.to_float(np.zeros((2, 2), dtype=np.uint8))
+
+
+def test_channel_statistics_match_a_float64_reference_where_float32_sums_stall():
+    rng = np.random.default_rng(0)
+    # 5,000 images of 64×64×2 with values near 0.9: each channel's sum, 18.4 million, is past
+    # float32's 2**24 (with the channel axis kept, NumPy adds image after image in float32).
+    images = (0.8 + 0.2 * rng.random((5000, 64, 64, 2), dtype=np.float32)).astype(np.float32)
+    mean, std = data.channel_statistics(images)
+    reference = images.astype(np.float64)
+    np.testing.assert_allclose(mean, reference.mean(axis=(0, 1, 2)), rtol=1e-9)
+    np.testing.assert_allclose(std, reference.std(axis=(0, 1, 2)), rtol=1e-9)
+    assert mean.dtype == np.float64 and mean.shape == (2,)
+    # The float32 running sum that the CIFAR-10 chapter once printed stalls at 2**24 here.
+    naive = images.mean(axis=(0, 1, 2))
+    assert abs(float(naive[0]) - mean[0]) > 0.05
+    with pytest.raises(ValueError, match="N×H×W×C"):
+        data.channel_statistics(images[0])

@@ -13,8 +13,9 @@ from cnnbook import models  # noqa: E402
 @pytest.mark.parametrize(
     "builder, shape, params",
     [
-        (models.mnist_cnn, (28, 28, 1), 75242),
-        (models.mnist_cnn_sequential, (28, 28, 1), 75242),
+        # 3·3·1·16 + 3·3·16·32 + 3·3·32·64 (no biases) + 4·(16 + 32 + 64) (BN) + 3·3·64·10 + 10
+        (models.mnist_cnn, (28, 28, 1), 29402),
+        (models.mnist_cnn_sequential, (28, 28, 1), 29402),
         (models.keras_io_convnet, (28, 28, 1), 34826),  # as published on keras.io
         (models.article_cnn, (32, 32, 3), 122570),  # TensorFlow's CNN tutorial, as published
         (models.article_cnn, (28, 28, 1), 93322),
@@ -30,7 +31,8 @@ def test_outputs_are_logits_not_probabilities():
     model = models.mnist_cnn()
     x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
     logits = np.asarray(model(x))
-    assert not np.allclose(logits.sum(axis=1), 1.0)
+    assert model.get_layer("logits").activation is keras.activations.linear
+    assert (logits < 0).any(), "logits are unbounded scores; probabilities would all be >= 0"
     probs = np.asarray(models.with_softmax(model)(x))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(probs.argmax(axis=1), logits.argmax(axis=1))
@@ -46,9 +48,18 @@ def test_with_softmax_works_for_sequential_and_functional_models(builder, recwar
 
 def test_functional_and_sequential_twins_compute_the_same_function():
     functional, sequential = models.mnist_cnn(), models.mnist_cnn_sequential()
-    sequential.set_weights(functional.get_weights())
-    x = np.random.default_rng(1).random((4, 28, 28, 1), dtype=np.float32)
-    np.testing.assert_allclose(functional(x), sequential(x), atol=1e-6)
+    rng = np.random.default_rng(1)
+    # Random weights everywhere, batch-norm statistics included, so no layer is an identity by accident.
+    sequential.set_weights([rng.random(w.shape, dtype=np.float32) + 0.5 for w in functional.get_weights()])
+    functional.set_weights(sequential.get_weights())
+    x = rng.random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(functional(x), sequential(x), rtol=1e-5)
+
+
+def test_mnist_cnn_stages_shrink_the_image_and_grow_the_channels():
+    model = models.mnist_cnn()
+    shapes = [model.get_layer(f"stage{i}_relu").output.shape[1:] for i in (1, 2, 3)]
+    assert shapes == [(14, 14, 16), (7, 7, 32), (3, 3, 64)]
 
 
 def test_dense_net_has_no_convolution():

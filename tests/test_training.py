@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -73,6 +74,14 @@ def test_fit_learns_keeps_best_epoch_and_times_epochs(tmp_path):
     assert result.best_val_accuracy > 0.5  # far above the 10 % of guessing
     assert (tmp_path / "best.keras").is_file()
     assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())
+
+
+def test_fit_without_a_work_dir_leaves_no_folder_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp creates its folders
+    training.set_seed(0)
+    result = training.fit_classifier(models.mnist_cnn(), tiny_splits(), training.TrainConfig(epochs=1), verbose=0)
+    assert result.work_dir is None
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):

@@ -43,6 +43,7 @@ __all__ = [
     "DatasetFormatError",
     "DatasetNotFoundError",
     "Splits",
+    "channel_statistics",
     "default_search_dirs",
     "load_dataset",
     "make_pipeline",
@@ -557,6 +558,42 @@ def to_float(images: np.ndarray) -> np.ndarray:
     if images.ndim != 4:
         raise ValueError(f"Expected images shaped N×H×W or N×H×W×C, got shape {images.shape}.")
     return images.astype(np.float32) / 255.0
+
+
+def channel_statistics(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of every channel of ``images`` (N×H×W×C), accumulated in float64.
+
+    Parameters
+    ----------
+    images : array, N×H×W×C
+        Any real dtype; float32 images in [0, 1] as :func:`prepare` makes them.
+    chunk : int
+        Images per step (bounds the memory of the float64 temporaries).
+
+    Returns
+    -------
+    (mean, std) : two float64 arrays of length C
+
+    Why float64: a float32 running sum has 24 significant bits, so once it
+    passes 2**24 (about 16.8 million) adding a pixel value below 1 changes
+    nothing.  CIFAR-10's 45,000 training images hold 46 million values per
+    channel: ``x.mean(axis=(0, 1, 2))`` on float32 images stalls there and
+    reports 2**24 / 46,080,000 = 0.3641 for every channel.
+    """
+    x = np.asarray(images)
+    if x.ndim != 4 or len(x) == 0:
+        raise ValueError(f"Expected a non-empty N×H×W×C array of images, got shape {x.shape}.")
+    if chunk < 1:
+        raise ValueError(f"chunk must be positive, got {chunk}.")
+    count = x.shape[0] * x.shape[1] * x.shape[2]
+    total = np.zeros(x.shape[-1], np.float64)
+    for start in range(0, len(x), chunk):
+        total += x[start : start + chunk].sum(axis=(0, 1, 2), dtype=np.float64)
+    mean = total / count
+    squares = np.zeros_like(mean)
+    for start in range(0, len(x), chunk):  # second pass: no cancellation between two large sums
+        squares += ((x[start : start + chunk].astype(np.float64) - mean) ** 2).sum(axis=(0, 1, 2))
+    return mean, np.sqrt(squares / count)
 
 
 def stratified_split(

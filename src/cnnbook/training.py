@@ -15,6 +15,7 @@ import inspect
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -84,7 +85,9 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
     were chosen on the validation split.
     """
     bases = {
-        "mnist": TrainConfig(),
+        # Chosen on the validation split for the fast Part I model: 12 and 20 epochs differed by
+        # less than the seed spread, so the shorter schedule.
+        "mnist": TrainConfig(epochs=12, learning_rate=5e-3),
         "fashion_mnist": TrainConfig(epochs=20),  # chosen among 12, 20 and 30 on the validation split
         "cifar10": TrainConfig(epochs=10, batch_size=256, learning_rate=4e-3, weight_decay=0.05, patience=10),
     }
@@ -291,7 +294,7 @@ class TrainResult:
     best_epoch: int
     best_val_accuracy: float
     config: TrainConfig
-    work_dir: Path = field(repr=False)
+    work_dir: Path | None = field(repr=False)  # None: a temporary folder, removed after training
 
 
 def fit_classifier(
@@ -310,54 +313,60 @@ def fit_classifier(
 
     The weights returned are those of the epoch with the best validation
     accuracy.  Calling again with the same ``work_dir`` after an interruption
-    resumes from the last finished epoch (BackupAndRestore).  ``from_logits``
+    resumes from the last finished epoch (BackupAndRestore); without a
+    ``work_dir`` the checkpoints go to a temporary folder, removed afterwards.  ``from_logits``
     must match the model's output: ``True`` for the book's logits models.
     ``run_eagerly`` runs each step as plain Python/TensorFlow eager code (slower;
     used to show behaviour that graph compilation would hide).
     """
     if len(splits.x_train) == 0 or len(splits.x_val) == 0:
         raise ValueError("fit_classifier needs a non-empty training and validation split.")
-    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="cnnbook-train-"))
+    temporary = work_dir is None  # then the checkpoint and backup folder is removed afterwards
+    work = Path(tempfile.mkdtemp(prefix="cnnbook-train-")) if temporary else Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    steps = math.ceil(len(splits.x_train) / config.batch_size)
-    rate = learning_rate_schedule(config, steps)
-    if config.weight_decay > 0:
-        optimizer = keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
-    else:
-        optimizer = keras.optimizers.Adam(learning_rate=rate)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-        metrics=["accuracy"],
-        run_eagerly=run_eagerly,
-    )
-    train_ds = data.make_pipeline(
-        splits.x_train, splits.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed, augment=augment
-    )
-    val_ds = data.make_pipeline(splits.x_val, splits.y_val, batch_size=1024)
-    timer = EpochTimer()
-    start = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.epochs,
-        shuffle=False,  # the tf.data pipeline shuffles, with the seed
-        callbacks=[*standard_callbacks(work, config), timer, *callbacks],
-        verbose=verbose,
-    )
-    seconds = time.perf_counter() - start
-    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    best = int(np.argmax(hist["val_accuracy"]))
-    return TrainResult(
-        model=model,
-        history=hist,
-        seconds=seconds,
-        epoch_seconds=timer.seconds,
-        best_epoch=best + 1,
-        best_val_accuracy=hist["val_accuracy"][best],
-        config=config,
-        work_dir=work,
-    )
+    try:
+        steps = math.ceil(len(splits.x_train) / config.batch_size)
+        rate = learning_rate_schedule(config, steps)
+        if config.weight_decay > 0:
+            optimizer = keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+        else:
+            optimizer = keras.optimizers.Adam(learning_rate=rate)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+            metrics=["accuracy"],
+            run_eagerly=run_eagerly,
+        )
+        train_ds = data.make_pipeline(
+            splits.x_train, splits.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed, augment=augment
+        )
+        val_ds = data.make_pipeline(splits.x_val, splits.y_val, batch_size=1024)
+        timer = EpochTimer()
+        start = time.perf_counter()
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            shuffle=False,  # the tf.data pipeline shuffles, with the seed
+            callbacks=[*standard_callbacks(work, config), timer, *callbacks],
+            verbose=verbose,
+        )
+        seconds = time.perf_counter() - start
+        hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        best = int(np.argmax(hist["val_accuracy"]))
+        return TrainResult(
+            model=model,
+            history=hist,
+            seconds=seconds,
+            epoch_seconds=timer.seconds,
+            best_epoch=best + 1,
+            best_val_accuracy=hist["val_accuracy"][best],
+            config=config,
+            work_dir=None if temporary else work,
+        )
+    finally:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def train_ensemble(
@@ -453,8 +462,7 @@ def trained_model(
     splits = data.prepare(dataset, train_size=train_size, seed=seed)
     set_seed(seed)
     model = models.mnist_cnn(splits.input_shape, splits.num_classes, dtype=dtype)
-    with tempfile.TemporaryDirectory(prefix="cnnbook-train-") as work:
-        result = fit_classifier(model, splits, config, work_dir=work, verbose=verbose)
+    result = fit_classifier(model, splits, config, verbose=verbose)
     save_model(
         result.model,
         path,
