@@ -88,7 +88,8 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
         # Chosen on the validation split for the fast Part I model: 12 and 20 epochs differed by
         # less than the seed spread, so the shorter schedule.
         "mnist": TrainConfig(epochs=12, learning_rate=5e-3),
-        "fashion_mnist": TrainConfig(epochs=20),  # chosen among 12, 20 and 30 on the validation split
+        # 20 epochs: 30 did no better on the validation split (92.72 % against 92.80 %, one seed).
+        "fashion_mnist": TrainConfig(epochs=20, learning_rate=5e-3),
         "cifar10": TrainConfig(epochs=10, batch_size=256, learning_rate=4e-3, weight_decay=0.05, patience=10),
     }
     if dataset not in bases:
