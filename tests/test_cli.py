@@ -94,6 +94,20 @@ def test_default_model_is_the_part1_model(tiny_model, monkeypatch, capsys):
     assert LINE.match(capsys.readouterr().out.strip())
 
 
+def test_default_model_says_when_it_must_train(tiny_model, monkeypatch, tmp_path, capsys):
+    """The 'training once' notice appears exactly when trained_model has no cached file to load."""
+    from cnnbook import training
+
+    monkeypatch.setenv("CNNBOOK_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("CNNBOOK_DTYPE", "float32")
+    monkeypatch.setattr(training, "trained_model", lambda dataset="mnist", **kw: tiny_model)
+    assert cli.main(["predict", str(SAMPLE)]) == 0
+    assert "no trained model cached" in capsys.readouterr().err
+    training.trained_model_path("mnist", dtype="float32").write_bytes(b"")
+    assert cli.main(["predict", str(SAMPLE)]) == 0
+    assert "no trained model cached" not in capsys.readouterr().err
+
+
 def test_usage_errors_and_help():
     with pytest.raises(SystemExit) as exc:
         cli.main([])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,20 +22,32 @@ DIGITS = [str(d) for d in range(10)]
 
 @pytest.fixture(autouse=True)
 def close_figures():
+    """Every test draws through cnnbook.plots: none may change rcParams (the module promises it)."""
+    before = dict(matplotlib.rcParams)
     yield
     plt.close("all")
+    changed = sorted(k for k, v in matplotlib.rcParams.items() if before.get(k) != v)
+    assert changed == [], f"drawing changed rcParams {changed}"
 
 
 def titles(fig: Figure) -> list[str]:
     return [ax.get_title() for ax in fig.axes if ax.get_title()]
 
 
-def test_importing_plots_leaves_rcparams_alone():
-    import importlib
+def test_importing_plots_does_not_import_matplotlib():
+    """Importing cnnbook.plots must not load matplotlib, so it can neither pick a backend nor touch rcParams.
 
-    before = dict(matplotlib.rcParams)
-    importlib.reload(plots)
-    assert dict(matplotlib.rcParams) == before
+    This runs in a fresh interpreter: here matplotlib is already imported (with the Agg
+    backend) by this file, so reloading cnnbook.plots in-process would prove nothing.
+    """
+    probe = (
+        "import sys; import cnnbook.plots; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", f"importing cnnbook.plots imported {proc.stdout.strip()}"
 
 
 def test_image_grid_titles_and_colours():

@@ -134,6 +134,19 @@ def test_trained_model_trains_once_then_loads(monkeypatch, tmp_path):
     np.testing.assert_allclose(first(x), second(x), atol=1e-6)
 
 
+def test_trained_model_path_is_where_trained_model_looks(monkeypatch, tmp_path):
+    """The command line asks trained_model_path whether a model is cached: it must be trained_model's own file."""
+    monkeypatch.setenv("CNNBOOK_MODEL_DIR", str(tmp_path))
+    monkeypatch.setattr(data, "prepare", lambda *a, **k: pytest.fail("trained_model did not find the cached file"))
+    for kwargs in ({"dtype": "float32"}, {"train_size": 200, "epochs": 1, "seed": 3, "dtype": "mixed_bfloat16"}):
+        path = training.trained_model_path("mnist", **kwargs)
+        path.write_bytes(b"")
+        loaded = []
+        monkeypatch.setattr(keras.models, "load_model", lambda p, compile=True: loaded.append(str(p)) or "model")
+        assert training.trained_model("mnist", **kwargs) == "model"
+        assert loaded == [str(path)]
+
+
 def test_model_path_names_the_precision(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNBOOK_MODEL_DIR", str(tmp_path))
     config = training.default_config("mnist")

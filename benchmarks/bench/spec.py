@@ -8,7 +8,8 @@ recipe keeps — the tutorials' last epoch, or the book's best validation epoch
 does nothing per row but call these.
 
 Importing this module imports no TensorFlow: the build and config functions
-import :mod:`cnnbook` modules when they are called (inside a worker).
+import :mod:`cnnbook` modules when they are called (inside a worker); only
+:mod:`cnnbook.data` (NumPy at import) is imported here, for :data:`DATASETS`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
+
+from cnnbook.data import DATASETS  # the datasets cnnbook can load; one home for the list
 
 __all__ = [
     "DATASETS",
@@ -31,8 +34,6 @@ __all__ = [
     "resolve_precision",
     "result_paths",
 ]
-
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 

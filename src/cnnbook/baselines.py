@@ -48,6 +48,17 @@ def flatten(images: np.ndarray) -> np.ndarray:
 
     This is exactly the information a classical classifier gets: the pixels as
     an unordered list of numbers — which pixel is next to which is lost.
+
+    Parameters
+    ----------
+    images : array-like
+        A batch of images, ``N×H×W`` or ``N×H×W×C`` (any array with a first axis
+        of examples and at least two dimensions).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``N×(H·W·C)``, same dtype as ``images``.
     """
     images = np.asarray(images)
     if images.ndim < 2:
@@ -60,9 +71,9 @@ def shift_images(images: np.ndarray, shifts: tuple[int, int] | np.ndarray) -> np
 
     Parameters
     ----------
-    images:
+    images : array-like
         ``N×H×W`` or ``N×H×W×C``.
-    shifts:
+    shifts : tuple of int or numpy.ndarray
         ``(rows, columns)`` for all images, or an ``N×2`` integer array with one
         shift per image.  Positive rows move the content down, positive columns
         move it right.
@@ -101,6 +112,20 @@ def random_shifts(n: int, min_shift: int = 2, max_shift: int = 4, seed: int = 0)
     The distance ``max(|rows|, |columns|)`` is drawn uniformly from
     ``min_shift … max_shift``, then the direction uniformly among the shifts at
     that distance — so "shifted by 2–4 pixels" means 2, 3 and 4 equally often.
+
+    Parameters
+    ----------
+    n : int
+        Number of shifts (one per image), at least 0.
+    min_shift, max_shift : int
+        Smallest and largest distance in pixels, ``0 <= min_shift <= max_shift``.
+    seed : int
+        Seed of the NumPy random generator (same seed, same shifts).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n×2`` int64 array, ready for :func:`shift_images`.
     """
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}.")
@@ -128,6 +153,18 @@ def logistic_regression(C: float = 1.0, max_iter: int = 300) -> Any:
     ``C=1`` with an L2 penalty, as in the Fashion-MNIST benchmark's best
     logistic regression (0.917 on MNIST).  L-BFGS needs about 250 iterations
     to converge on 55 000 MNIST images, hence ``max_iter=300``.
+
+    Parameters
+    ----------
+    C : float
+        Inverse strength of the L2 penalty (positive; smaller means stronger).
+    max_iter : int
+        Most L-BFGS iterations (at least 1).
+
+    Returns
+    -------
+    sklearn.linear_model.LogisticRegression
+        An unfitted estimator; fit it with :func:`fit_timed`.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -145,6 +182,22 @@ def random_forest(
 
     100 trees with the default (Gini) criterion — the benchmark's
     ``n_estimators=100`` forest reached 0.970 on MNIST.
+
+    Parameters
+    ----------
+    n_estimators : int
+        Number of trees (at least 1).
+    max_features : str or float
+        Pixels considered at each split (scikit-learn's ``max_features``).
+    seed : int
+        ``random_state`` of the forest.
+    n_jobs : int or None
+        Parallel jobs (``-1``: every core).
+
+    Returns
+    -------
+    sklearn.ensemble.RandomForestClassifier
+        An unfitted estimator.
     """
     from sklearn.ensemble import RandomForestClassifier
 
@@ -161,6 +214,18 @@ def rbf_svm(C: float = 10.0, gamma: str | float = "scale") -> Any:
     The benchmark's best SVC (``C=10``, RBF) reached 0.973 on MNIST.  Training
     time grows roughly with the square of the number of images, so it is
     usually trained on a subset.
+
+    Parameters
+    ----------
+    C : float
+        Penalty of misclassified training examples (positive).
+    gamma : str or float
+        Width of the kernel (scikit-learn's ``gamma``; ``"scale"`` by default).
+
+    Returns
+    -------
+    sklearn.svm.SVC
+        An unfitted estimator.
     """
     from sklearn.svm import SVC
 
@@ -205,6 +270,22 @@ def fit_timed(model: Any, images: np.ndarray, labels: np.ndarray, *, blas_thread
     machine whose cores are busy with other work, several BLAS threads mostly
     wait for each other and the fit can be ten times slower.  Random forests
     do not use BLAS; their ``n_jobs`` is unaffected.
+
+    Parameters
+    ----------
+    model : scikit-learn estimator
+        An unfitted classifier (fitted in place).
+    images : numpy.ndarray
+        ``N×H×W(×C)`` training images (flattened here).
+    labels : numpy.ndarray
+        ``N`` class indices.
+    blas_threads : int or None
+        Most BLAS threads during the fit (at least 1), or ``None``.
+
+    Returns
+    -------
+    FitResult
+        The fitted ``model`` and the wall-clock seconds of its ``fit``.
     """
     from threadpoolctl import threadpool_limits
 
@@ -220,7 +301,22 @@ def fit_timed(model: Any, images: np.ndarray, labels: np.ndarray, *, blas_thread
 
 
 def accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
-    """Share of images whose predicted class equals the label (scikit-learn model, image arrays)."""
+    """Share of images whose predicted class equals the label (scikit-learn model, image arrays).
+
+    Parameters
+    ----------
+    model : scikit-learn classifier
+        A fitted model (it sees the images flattened, as in :func:`fit_timed`).
+    images : numpy.ndarray
+        ``N×H×W(×C)`` images.
+    labels : numpy.ndarray
+        ``N`` class indices.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+    """
     y = np.asarray(labels).reshape(-1)
     if len(images) != len(y):
         raise ValueError(f"{len(images)} images but {len(y)} labels.")
@@ -246,6 +342,21 @@ def parameter_count(model: Any) -> int:
     * pipelines: the sum over their steps (a scaler's means and scales count).
 
     For a Keras model use ``model.count_params()``.
+
+    Parameters
+    ----------
+    model : scikit-learn estimator
+        A fitted model of one of the kinds above.
+
+    Returns
+    -------
+    int
+        The number of stored learned values.
+
+    Raises
+    ------
+    ValueError
+        For a kind of model it does not know how to count.
     """
     from sklearn.base import check_is_fitted
     from sklearn.pipeline import Pipeline

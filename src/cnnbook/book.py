@@ -46,6 +46,7 @@ __all__ = [
     "glue",
     "is_stale",
     "machine_info",
+    "prepare_ci",
     "read_glued",
     "reached_definitions",
     "source_hash",
@@ -76,8 +77,21 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
     """Store ``value`` under ``name`` for the book's prose (``{glue:text}`name```).
 
     The same output format as :func:`myst_nb.glue` (so Jupyter Book renders it),
-    written without importing myst-nb, so chapters also run on Colab.  Returns
-    the value, converted to plain Python.
+    written without importing myst-nb, so chapters also run on Colab.
+
+    Parameters
+    ----------
+    name : str
+        The key the prose refers to.
+    value : Any
+        Anything IPython can display; NumPy scalars and arrays become plain Python.
+    display : bool
+        Also show the value in the cell's output (otherwise it is stored hidden).
+
+    Returns
+    -------
+    Any
+        The value, converted to plain Python.
     """
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
@@ -95,6 +109,16 @@ def read_glued(nb: Any) -> dict[str, Any]:
 
     Values are read back from their ``text/plain`` form with :func:`ast.literal_eval`;
     anything that is not a literal (a figure, a DataFrame) comes back as that text.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode, dict, str or path-like
+        The executed notebook or its path.
+
+    Returns
+    -------
+    dict of str to Any
+        Glued name → value (the last one wins when a name is glued twice).
     """
     nb = _as_dict(nb)
     values: dict[str, Any] = {}
@@ -125,7 +149,18 @@ def _as_dict(nb: Any) -> dict:
 
 
 def code_cells(nb: Any) -> list[str]:
-    """Sources of the code cells, without papermill's injected-parameters cell."""
+    """Sources of the code cells, without papermill's injected-parameters cell.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode, dict, str or path-like
+        The notebook or its path.
+
+    Returns
+    -------
+    list of str
+        One source per code cell, in order.
+    """
     nb = _as_dict(nb)
     sources = []
     for cell in nb.get("cells", []):
@@ -372,6 +407,16 @@ def reached_definitions(sources: Iterable[str]) -> list[str]:
 
     These (with the code itself) are what :func:`source_hash` covers: a chapter
     is stale when one of them changed other than in docstrings, comments or layout.
+
+    Parameters
+    ----------
+    sources : iterable of str
+        Code cells (IPython syntax such as ``%pip`` allowed), e.g. :func:`code_cells`.
+
+    Returns
+    -------
+    list of str
+        Sorted ``module.name`` of each reached definition.
     """
     return sorted(f"{module}.{name}" for module, name in _reach(_cell_trees(sources))[0])
 
@@ -381,6 +426,16 @@ def source_hash(nb: Any) -> str:
 
     Both are compared as syntax trees without docstrings, so comments, docstrings
     and formatting do not count; nor does a change to code the chapter cannot reach.
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode, dict, str or path-like
+        The chapter or its path (its outputs and injected parameters do not count).
+
+    Returns
+    -------
+    str
+        Hex digest, as recorded in ``metadata.cnnbook.source_hash`` by :func:`execute`.
     """
     trees = _cell_trees(code_cells(nb))
     definitions, preludes = _reach(trees)
@@ -397,19 +452,49 @@ def source_hash(nb: Any) -> str:
 
 
 def is_stale(path: str | os.PathLike[str]) -> bool:
-    """True when the stored outputs were not produced by the current code (or never were)."""
+    """True when the stored outputs were not produced by the current code (or never were).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The stored chapter (a notebook dict is accepted too).
+
+    Returns
+    -------
+    bool
+        Whether the recorded ``source_hash`` differs from :func:`source_hash` now
+        (or is missing).
+    """
     nb = _as_dict(path)
     stored = nb.get("metadata", {}).get("cnnbook", {}).get("source_hash")
     return stored != source_hash(nb)
 
 
 def ci_parameters(nb: Any) -> dict[str, Any]:
-    """The small settings CI runs a chapter with (``metadata.cnnbook.ci_parameters``)."""
+    """The small settings CI runs a chapter with (``metadata.cnnbook.ci_parameters``).
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode, dict, str or path-like
+        The chapter or its path.
+
+    Returns
+    -------
+    dict of str to Any
+        A copy; empty when the chapter has none.
+    """
     return dict(_as_dict(nb).get("metadata", {}).get("cnnbook", {}).get("ci_parameters", {}))
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model and core count, for recording where timings were measured."""
+    """CPU model and core count, for recording where timings were measured.
+
+    Returns
+    -------
+    dict
+        ``{"cpu": model name, "cores": cores this process may use, "python":
+        version, "system": e.g. "Linux"}``.
+    """
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -471,6 +556,28 @@ def execute(
     replaced).  The recorded ``source_hash`` excludes the injected-parameters
     cell, so a CI-parameterised copy records the same code hash; the parameters
     used are recorded beside it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The chapter.
+    output : str or path-like, optional
+        Where to write the executed chapter (default: in place).  It is replaced
+        only when the run succeeds.
+    parameters : dict, optional
+        Values for the ``parameters`` cell (default: its own, the full run).
+    kernel_name : str, optional
+        Jupyter kernel (default: the notebook's).
+    timeout : int
+        Most seconds per cell.
+    progress : bool
+        Show papermill's progress bar.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The executed notebook, with ``metadata.cnnbook`` holding ``source_hash``,
+        ``parameters``, ``executed_seconds`` and ``executed_on``.
     """
     import nbformat
     import papermill
@@ -542,7 +649,20 @@ def _drop_native_log_lines(nb: Any) -> None:
 
 
 def prepare_ci(path: str | os.PathLike[str], output: str | os.PathLike[str]) -> Path:
-    """Write a copy of a chapter parameterised with its CI settings, not executed (for nbval)."""
+    """Write a copy of a chapter parameterised with its CI settings, not executed (for nbval).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The chapter.
+    output : str or path-like
+        Where to write the copy (its folder is created).
+
+    Returns
+    -------
+    pathlib.Path
+        ``output``.
+    """
     import papermill
 
     output = Path(output)

@@ -37,8 +37,8 @@ def _load_model(path: str | None) -> Any:
     from . import training
 
     dtype = training.preferred_dtype()
-    cached = training.model_path("mnist", None, training.default_config("mnist"), dtype).is_file()
-    if not cached:
+    # The file trained_model("mnist", dtype=dtype) will load: training owns the cache key.
+    if not training.trained_model_path("mnist", dtype=dtype).is_file():
         print(f"cnnbook: no trained model cached in {training.model_dir()}; training the Part I "
               "MNIST model once (a few minutes on a laptop CPU) ...", file=sys.stderr, flush=True)
     return training.trained_model("mnist", dtype=dtype)
@@ -70,6 +70,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cnnbook`` command (its ``predict`` sub-command).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Parsed arguments carry ``func``, the sub-command to call with them.
+    """
     parser = argparse.ArgumentParser(prog="cnnbook", description="Command line of the cnnbook helper package.")
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser(
@@ -88,7 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cnnbook`` command; returns the exit status."""
+    """Entry point of the ``cnnbook`` command; returns the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 when every image got a prediction, 1 when some image held no digit or
+        could not be read, 2 for a usage error (``argparse`` exits with 2 itself
+        for malformed arguments).
+    """
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -195,14 +195,20 @@ def max_pool2d(
 
     Parameters
     ----------
-    x:
+    x : numpy.ndarray
         ``H×W``, ``H×W×C`` or ``N×H×W×C``; the output keeps the same layout.
-    pool_size:
+    pool_size : int or pair of int
         Window size, an int or ``(rows, columns)``.
-    stride:
+    stride : int or pair of int, optional
         Step between windows (default: ``pool_size``, i.e. non-overlapping windows).
-    padding:
+    padding : str
         ``"valid"`` (drop the incomplete windows at the border) or ``"same"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``H'×W'``, ``H'×W'×C`` or ``N×H'×W'×C`` (the layout of ``x``), in the
+        input's float type (integers give float64).
     """
     x_batch, had_batch, had_channels = _as_batch(x)
     ph, pw = _pair(pool_size, "pool_size")
@@ -230,7 +236,18 @@ def max_pool2d(
 
 
 def relu(x: np.ndarray) -> np.ndarray:
-    """Rectified linear unit: ``max(x, 0)`` element by element."""
+    """Rectified linear unit: ``max(x, 0)`` element by element.
+
+    Parameters
+    ----------
+    x : array-like
+        Any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype as ``x``, negative values replaced by 0.
+    """
     x = np.asarray(x)
     return np.maximum(x, np.zeros((), dtype=x.dtype))
 
@@ -240,6 +257,19 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
     ``softmax(z)_k = exp(z_k) / sum_j exp(z_j)``.  The largest logit is
     subtracted first — the result is the same, but ``exp`` cannot overflow.
+
+    Parameters
+    ----------
+    logits : array-like
+        Scores, at least one axis (e.g. ``K`` or ``N×K``).
+    axis : int
+        Axis of the classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``logits``, in ``numpy.result_type(logits.dtype, float32)``
+        (float32 stays float32, float64 stays float64).
     """
     z = np.asarray(logits, dtype=np.result_type(np.asarray(logits).dtype, np.float32))
     if z.ndim == 0:
@@ -263,6 +293,22 @@ def output_size(
     * ``"valid"``: ``floor((n - k) / s) + 1``
     * ``"same"``: ``ceil(n / s)``
     * ``p`` zeros on each side: ``floor((n + 2p - k) / s) + 1``
+
+    Parameters
+    ----------
+    input_size : int
+        Rows (or columns) in, ``n``.
+    kernel_size : int
+        Kernel or pooling window size along this axis, ``k``.
+    stride : int
+        Step between windows, ``s``.
+    padding : str or int
+        ``"valid"``, ``"same"`` or ``p``, a number of zeros on each side.
+
+    Returns
+    -------
+    int
+        Rows (or columns) out.
     """
     if min(input_size, kernel_size, stride) < 1:
         raise ValueError(
@@ -286,6 +332,22 @@ def conv_params(
 
     The count does not depend on the image size — the same small kernel slides
     over every position (weight sharing).
+
+    Parameters
+    ----------
+    kernel_size : int or pair of int
+        ``k`` or ``(kh, kw)``.
+    in_channels : int
+        Channels of the layer's input, ``C_in``.
+    filters : int
+        Output channels, ``C_out``.
+    use_bias : bool
+        Whether the layer has one bias per filter.
+
+    Returns
+    -------
+    int
+        The layer's parameter count, as in ``model.summary()``.
     """
     kh, kw = _pair(kernel_size, "kernel_size")
     if in_channels < 1 or filters < 1:
@@ -294,7 +356,22 @@ def conv_params(
 
 
 def dense_params(in_features: int, units: int, use_bias: bool = True) -> int:
-    """Trainable numbers of a ``Dense`` layer: ``in·units (+ units biases)``."""
+    """Trainable numbers of a ``Dense`` layer: ``in·units (+ units biases)``.
+
+    Parameters
+    ----------
+    in_features : int
+        Inputs per example (e.g. the flattened feature maps).
+    units : int
+        Outputs of the layer.
+    use_bias : bool
+        Whether the layer has one bias per unit.
+
+    Returns
+    -------
+    int
+        The layer's parameter count, as in ``model.summary()``.
+    """
     if in_features < 1 or units < 1:
         raise ValueError(f"in_features and units must be positive, got {in_features} and {units}.")
     return in_features * units + (units if use_bias else 0)
@@ -311,6 +388,16 @@ def receptive_field(layers: Sequence[tuple[int, int]]) -> list[int]:
         r ← r + (k − 1) · j        j ← j · s
 
     starting from ``r = 1, j = 1`` (one pixel sees itself).
+
+    Parameters
+    ----------
+    layers : sequence of (int, int)
+        ``(kernel_size, stride)`` of each convolution or pooling layer, input first.
+
+    Returns
+    -------
+    list of int
+        The receptive field after each layer (same length as ``layers``).
 
     >>> receptive_field([(3, 1), (3, 1), (2, 2), (3, 1)])
     [3, 5, 6, 10]

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
 __all__ = [
+    "CLASS_NAMES",
     "DATASETS",
     "ChecksumError",
     "Dataset",
@@ -156,18 +157,22 @@ class Dataset:
 
     @property
     def train(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_train, y_train)``."""
         return self.x_train, self.y_train
 
     @property
     def test(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_test, y_test)``."""
         return self.x_test, self.y_test
 
     @property
     def num_classes(self) -> int:
+        """Number of classes (length of ``class_names``)."""
         return len(self.class_names)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
+        """Shape of one image, ``H×W×C``."""
         return tuple(self.x_train.shape[1:])
 
 
@@ -202,6 +207,23 @@ def read_idx(data: bytes, *, source: str = "<bytes>") -> np.ndarray:
 
     Checks the magic number (2049 for labels, 2051 for images), the dimensions
     and that the size is exactly header + product of dimensions.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole (decompressed) file.
+    source : str
+        What to call the file in error messages (e.g. its path).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape ``N`` (labels) or ``N×H×W`` (images), a copy of the bytes.
+
+    Raises
+    ------
+    DatasetFormatError
+        Not an IDX file of unsigned bytes, or truncated, or with trailing bytes.
     """
     if len(data) < 8:
         raise DatasetFormatError(f"{source}: {len(data)} bytes is too short for an IDX header.")
@@ -257,7 +279,18 @@ def _keras_cache_dir() -> Path:
 
 
 def default_search_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The folders searched, in order: ``data_dir`` or ``$CNNBOOK_DATA_DIR``, Keras' cache, Debian's."""
+    """The folders searched, in order: ``data_dir`` or ``$CNNBOOK_DATA_DIR``, Keras' cache, Debian's.
+
+    Parameters
+    ----------
+    data_dir : str or path-like, optional
+        A folder to search first; default ``$CNNBOOK_DATA_DIR`` when it is set.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders in search order (they need not exist).
+    """
     dirs = []
     explicit = data_dir if data_dir is not None else os.environ.get("CNNBOOK_DATA_DIR")
     if explicit:
@@ -549,7 +582,23 @@ def _make_dataset(name: str, arrays: tuple[np.ndarray, ...], source: str) -> Dat
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    """Scale uint8 images to float32 in [0, 1] and make sure there is a channel axis."""
+    """Scale uint8 images to float32 in [0, 1] and make sure there is a channel axis.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        uint8 images, ``N×H×W`` or ``N×H×W×C``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``N×H×W×C`` (``C = 1`` added for ``N×H×W``), values ``images / 255``.
+
+    Raises
+    ------
+    ValueError
+        ``images`` is not uint8 or not 3-D/4-D.
+    """
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise ValueError(f"to_float expects uint8 images (0..255), got {images.dtype}.")
@@ -603,6 +652,20 @@ def stratified_split(
 
     ``validation_size`` is a count or a fraction in (0, 1).  The same seed gives
     the same indices; both index arrays are sorted and disjoint.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``N`` class labels (any hashable values NumPy can sort).
+    validation_size : int or float
+        Validation examples: a count in ``1 … N-1`` or a fraction in (0, 1).
+    seed : int
+        Seed of the NumPy random generator.
+
+    Returns
+    -------
+    (train, validation) : two sorted int arrays of indices into ``labels``
+        Together they cover ``0 … N-1`` exactly once.
     """
     labels = np.asarray(labels).reshape(-1)
     n = len(labels)
@@ -630,7 +693,23 @@ def stratified_split(
 
 
 def stratified_subset(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a class-balanced subset of ``size`` samples (all of them if ``size >= N``)."""
+    """Sorted indices of a class-balanced subset of ``size`` samples (all of them if ``size >= N``).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``N`` class labels.
+    size : int
+        How many indices to keep.
+    seed : int
+        Seed of the NumPy random generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted indices into ``labels``, ``min(size, N)`` of them, each class in
+        its share.
+    """
     labels = np.asarray(labels).reshape(-1)
     if size >= len(labels):
         return np.arange(len(labels))
@@ -652,10 +731,12 @@ class Splits:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """Shape of one image, ``H×W×C`` (what a model's input layer takes)."""
         return tuple(self.x_train.shape[1:])
 
     @property
     def num_classes(self) -> int:
+        """Number of classes (length of ``class_names``)."""
         return len(self.class_names)
 
 
@@ -674,6 +755,32 @@ def prepare(
     The validation split is carved out of the training set (stratified, seeded);
     ``train_size`` / ``test_size`` take stratified subsets for quick runs.  The
     test set is returned for the single final evaluation, never for tuning.
+
+    Parameters
+    ----------
+    name : str
+        ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"`` (see :data:`DATASETS`).
+    validation_size : int or float
+        Validation examples taken from the official training set: a count or a
+        fraction in (0, 1).
+    train_size : int, optional
+        Keep a stratified subset of this many training examples (at least the
+        number of classes); default all that remain after the validation split.
+    test_size : int, optional
+        Keep a stratified subset of this many test examples; default all.
+    seed : int
+        Seed of the splits and subsets.
+    dataset : Dataset, optional
+        An already loaded :class:`Dataset` (then nothing is loaded and ``name``
+        is ignored).
+    **load_kwargs
+        Passed to :func:`load_dataset` (``data_dir``, ``download``, ...).
+
+    Returns
+    -------
+    Splits
+        float32 images in [0, 1] with a channel axis, uint8 labels, the class
+        names and the dataset's name.
     """
     ds = dataset if dataset is not None else load_dataset(name, **load_kwargs)
     train_idx, val_idx = stratified_split(ds.y_train, validation_size, seed=seed)
@@ -711,6 +818,28 @@ def make_pipeline(
     ``augment`` is a Keras layer (or ``keras.Sequential`` of preprocessing layers)
     applied to each batch in training mode; pass it for the training set only.
     uint8 images are scaled to [0, 1] on the fly, which keeps memory low.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``N×H×W×C`` images, float32 in [0, 1] or uint8.
+    labels : numpy.ndarray
+        ``N`` class indices.
+    batch_size : int
+        Examples per batch (positive); the last batch may be smaller.
+    shuffle : bool
+        Reshuffle the examples every epoch (training set only).
+    seed : int, optional
+        Seed of the shuffle.
+    augment : callable, optional
+        Called as ``augment(batch, training=True)`` on each batch of images.
+    cache : bool
+        Keep the examples in memory after the first pass.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Batches of ``(images, labels)``, ready for ``model.fit`` or ``model.evaluate``.
     """
     import tensorflow as tf
 

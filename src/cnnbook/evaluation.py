@@ -74,7 +74,20 @@ def _same_length(a: np.ndarray, b: np.ndarray, names: str) -> None:
 
 
 def softmax(logits: Any, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax (float64 inside, float32 out)."""
+    """Numerically stable softmax (float64 inside, float32 out).
+
+    Parameters
+    ----------
+    logits : array-like
+        Scores, e.g. ``N×K`` logits of a model.
+    axis : int
+        Axis of the classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 probabilities of the same shape, summing to 1 along ``axis``.
+    """
     z = np.asarray(logits, dtype=np.float64)
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
@@ -86,6 +99,22 @@ def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bo
 
     The book's models output logits, so the softmax is applied here
     (``from_logits=False`` for a model that already ends in a softmax).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Anything with ``predict(x, batch_size=..., verbose=0)`` returning ``N×K`` scores.
+    x : array-like
+        The inputs, e.g. ``splits.x_test``.
+    batch_size : int
+        Batch size of ``predict`` (at least 1).
+    from_logits : bool
+        Whether the model's outputs are logits (then softmaxed here).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``N×K`` probabilities.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -96,7 +125,18 @@ def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bo
 
 
 def accuracy(y_true: Any, y_pred: Any) -> float:
-    """Fraction of predictions equal to the labels."""
+    """Fraction of predictions equal to the labels.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int
+        Class indices (``N`` or ``N×1``), same length, at least one.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+    """
     y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     _same_length(y_true, y_pred, "y_true and y_pred")
     if y_true.size == 0:
@@ -115,7 +155,18 @@ def _members(member_probs: Sequence[Any]) -> np.ndarray:
 
 
 def ensemble_average(member_probs: Sequence[Any]) -> np.ndarray:
-    """The ensemble's probabilities: the mean of its members' ``N×K`` probabilities (soft voting)."""
+    """The ensemble's probabilities: the mean of its members' ``N×K`` probabilities (soft voting).
+
+    Parameters
+    ----------
+    member_probs : sequence of array-like
+        One ``N×K`` probability array per member, all of the same shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``N×K`` mean probabilities.
+    """
     return _members(member_probs).mean(axis=0).astype(np.float32)
 
 
@@ -123,6 +174,16 @@ def majority_vote(member_probs: Sequence[Any]) -> np.ndarray:
     """The ensemble's predictions by hard voting: each member votes for its top class.
 
     Ties go to the class with the higher mean probability among the tied ones.
+
+    Parameters
+    ----------
+    member_probs : sequence of array-like
+        One ``N×K`` probability array per member, all of the same shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``N`` predicted class indices.
     """
     stack = _members(member_probs)
     n_classes = stack.shape[2]
@@ -133,7 +194,20 @@ def majority_vote(member_probs: Sequence[Any]) -> np.ndarray:
 
 
 def ensemble_accuracies(member_probs: Sequence[Any], y_true: Any) -> list[float]:
-    """Accuracy of the soft-voting ensemble of the first 1, 2, …, M members, in order."""
+    """Accuracy of the soft-voting ensemble of the first 1, 2, …, M members, in order.
+
+    Parameters
+    ----------
+    member_probs : sequence of array-like
+        One ``N×K`` probability array per member, in the order they join.
+    y_true : array-like of int
+        ``N`` true class indices.
+
+    Returns
+    -------
+    list of float
+        ``M`` accuracies; element ``k`` is that of the first ``k + 1`` members.
+    """
     stack = _members(member_probs)
     y = _labels(y_true, "y_true")
     _same_length(stack[0], y, "each member's probabilities and y_true")
@@ -146,6 +220,20 @@ def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[f
 
     The test set is a sample: had it held other digits, the accuracy would differ a
     little.  The interval says how much (at the given confidence level).
+
+    Parameters
+    ----------
+    correct : int
+        Correctly classified examples, ``0 <= correct <= n``.
+    n : int
+        Test examples, at least 1.
+    confidence : float
+        Confidence level in (0, 1).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        The interval's bounds, within [0, 1].
     """
     from statistics import NormalDist
 
@@ -176,7 +264,17 @@ class McNemar:
     p_value: float
 
     def significant(self, level: float = 0.05) -> bool:
-        """True when ``p_value`` is below ``level``."""
+        """True when ``p_value`` is below ``level``.
+
+        Parameters
+        ----------
+        level : float
+            The significance level (default 5 %).
+
+        Returns
+        -------
+        bool
+        """
         return self.p_value < level
 
 
@@ -247,6 +345,18 @@ def top_k(probs: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     ``probs`` is one probability vector (``K``) or a batch (``N×K``); the result
     is ``(classes, probabilities)`` of shape ``k`` or ``N×k``.  Ties go to the
     smaller class index.
+
+    Parameters
+    ----------
+    probs : array-like
+        ``K`` or ``N×K`` probabilities (or any scores).
+    k : int
+        How many classes, ``1 <= k <= K``.
+
+    Returns
+    -------
+    (classes, probabilities) : tuple of numpy.ndarray
+        Class indices and their values, shape ``k`` or ``N×k``.
     """
     p = np.asarray(probs)
     if p.ndim not in (1, 2):
@@ -261,7 +371,20 @@ def top_k(probs: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
-    """``num_classes × num_classes`` counts: row = true class, column = predicted class."""
+    """``num_classes × num_classes`` counts: row = true class, column = predicted class.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int
+        Class indices in ``0 … num_classes - 1``, same length.
+    num_classes : int
+        Number of classes (positive).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``num_classes × num_classes`` counts.
+    """
     y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     _same_length(y_true, y_pred, "y_true and y_pred")
     if num_classes < 1:
@@ -280,6 +403,18 @@ def classification_report(y_true: Any, y_pred: Any, class_names: Sequence[str]) 
     one entry per class name (``{"precision", "recall", "f1-score", "support"}``),
     plus ``"accuracy"``, ``"macro avg"`` and ``"weighted avg"``.  Every class
     is listed even when absent from ``y_true`` (its scores are then 0).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of int
+        Class indices, same length, at least one.
+    class_names : sequence of str
+        Distinct names, one per class index.
+
+    Returns
+    -------
+    dict
+        The report, ready for :func:`report_table`.
     """
     from sklearn.metrics import classification_report as sk_report
 
@@ -329,7 +464,20 @@ class Table:
 
 
 def report_table(report: dict[str, Any], digits: int = 3) -> Table:
-    """The per-class report of :func:`classification_report` as a :class:`Table`."""
+    """The per-class report of :func:`classification_report` as a :class:`Table`.
+
+    Parameters
+    ----------
+    report : dict
+        What :func:`classification_report` returned.
+    digits : int
+        Decimals shown for precision, recall and F1 (non-negative).
+
+    Returns
+    -------
+    Table
+        One row per class and average, then an ``accuracy`` row.
+    """
     if digits < 0:
         raise ValueError(f"digits must be non-negative, got {digits}.")
     rows = []
@@ -358,6 +506,20 @@ def most_confident_mistakes(probs: Any, y_true: Any, k: int = 16) -> np.ndarray:
 
     Sorted by the probability the model gave its (wrong) prediction, highest first.
     Fewer than ``k`` indices come back when the model made fewer mistakes.
+
+    Parameters
+    ----------
+    probs : array-like
+        ``N×K`` probabilities.
+    y_true : array-like of int
+        ``N`` true class indices.
+    k : int
+        Most indices returned (non-negative).
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices into ``probs`` / ``y_true``.
     """
     p = _probs(probs)
     y = _labels(y_true, "y_true")
@@ -398,7 +560,22 @@ class Calibration:
 
 
 def calibration(probs: Any, y_true: Any, n_bins: int = 10) -> Calibration:
-    """Reliability statistics of the top-1 predictions (see :class:`Calibration`)."""
+    """Reliability statistics of the top-1 predictions (see :class:`Calibration`).
+
+    Parameters
+    ----------
+    probs : array-like
+        ``N×K`` probabilities, at least one row.
+    y_true : array-like of int
+        ``N`` true class indices.
+    n_bins : int
+        Equal-width confidence bins over [0, 1] (at least 1).
+
+    Returns
+    -------
+    Calibration
+        Per-bin accuracy, confidence and counts, ECE and MCE.
+    """
     p = _probs(probs)
     y = _labels(y_true, "y_true")
     _same_length(p, y, "probs and y_true")
@@ -479,6 +656,23 @@ def predict_image(
     :class:`~cnnbook.images.ImageError` for something that is not a usable image and
     :class:`~cnnbook.images.NoDigitFoundError` for a blank page — never a guess).
     ``model`` is a trained logits model taking ``N×28×28×1`` inputs in [0, 1].
+
+    Parameters
+    ----------
+    model : keras.Model
+        A trained logits model of 28×28×1 inputs.
+    image : str, path-like, bytes, PIL.Image.Image or numpy.ndarray
+        The reader's image.
+    class_names : sequence of str, optional
+        One name per class (default ``"0"``, ``"1"``, ...).
+    k : int
+        How many of the most probable classes to keep.
+
+    Returns
+    -------
+    ImagePrediction
+        The 28×28 input the model saw, the top ``k`` classes and their
+        probabilities, and the file's name when ``image`` was a path.
     """
     from . import images
 

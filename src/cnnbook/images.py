@@ -221,8 +221,23 @@ def load_image(source: ImageSource) -> np.ndarray:
     with more than :data:`WORK_SIDE` pixels on the longer side are reduced (by
     averaging blocks of pixels) to at most that size.
 
-    Raises :class:`FileNotFoundError` for a missing file and :class:`ImageError`
-    for anything that is not a usable image.
+    Parameters
+    ----------
+    source : str, path-like, bytes, file object, PIL.Image.Image or numpy.ndarray
+        The image.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``H×W`` luminance in [0, 1].
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that names no file.
+    ImageError
+        Anything that is not a usable image (empty, not an image, corrupt, smaller
+        than :data:`MIN_SIDE` or larger than :data:`MAX_PIXELS`).
     """
     from PIL import Image, ImageOps
 
@@ -414,10 +429,23 @@ def _centre_by_mass(fitted: np.ndarray, field: int) -> np.ndarray:
 def prepare_digit_steps(image: ImageSource) -> dict[str, np.ndarray]:
     """:func:`prepare_digit`, keeping every intermediate image (for teaching and debugging).
 
-    Returns, in order: ``"grayscale"`` (as read, 1 = white), ``"ink"`` (light ink on
-    black, background removed), ``"mask"`` (the pixels kept as the digit),
-    ``"cropped"`` (the ink in the digit's bounding box), ``"fitted"`` (into 20×20)
-    and ``"centred"`` (28×28, the network's input).
+    Parameters
+    ----------
+    image : str, path-like, bytes, file object, PIL.Image.Image or numpy.ndarray
+        As for :func:`prepare_digit`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        In order: ``"grayscale"`` (as read, 1 = white), ``"ink"`` (light ink on
+        black, background removed), ``"mask"`` (the pixels kept as the digit),
+        ``"cropped"`` (the ink in the digit's bounding box), ``"fitted"`` (into 20×20)
+        and ``"centred"`` (28×28, the network's input).
+
+    Raises
+    ------
+    FileNotFoundError, ImageError, NoDigitFoundError
+        As :func:`prepare_digit`.
     """
     gray = load_image(image)
     if float(np.ptp(gray)) < MIN_CONTRAST:
@@ -502,10 +530,24 @@ def prepare_digit(image: ImageSource) -> np.ndarray:
     the aspect ratio; centred by its centre of mass in 28×28).  Feed it to a model
     as ``digit[None, :, :, None]``.
 
-    ``image`` is a path, the file's bytes, a binary file object, a PIL image or an
-    array.  Raises :class:`FileNotFoundError` for a missing file, :class:`ImageError`
-    for an input that is not a usable image and :class:`NoDigitFoundError` when
-    the image holds no digit (blank, noise, ink everywhere).
+    Parameters
+    ----------
+    image : str, path-like, bytes, file object, PIL.Image.Image or numpy.ndarray
+        A path, the file's bytes, a binary file object, a PIL image or an array.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``28×28``, the digit bright on black.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that names no file.
+    ImageError
+        An input that is not a usable image.
+    NoDigitFoundError
+        The image holds no digit (blank, noise, ink everywhere).
     """
     return prepare_digit_steps(image)["centred"]
 
@@ -515,6 +557,18 @@ def preview(source: ImageSource, max_side: int = 256) -> np.ndarray:
 
     Colour is kept (unlike :func:`load_image`); transparency is shown on white,
     16-bit and float images are scaled to 8 bits.
+
+    Parameters
+    ----------
+    source : str, path-like, bytes, file object, PIL.Image.Image or numpy.ndarray
+        The image, as for :func:`load_image`.
+    max_side : int
+        Longest side of the result in pixels (positive); smaller images keep their size.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``H×W×3``.
     """
     from PIL import Image, ImageOps
 

@@ -104,7 +104,24 @@ def mnist_cnn_sequential(
     filters: Sequence[int] = (16, 32, 64),
     dropout: float = 0.3,
 ) -> keras.Sequential:
-    """The same network as :func:`mnist_cnn`, written with the Sequential API (same layers, same weights)."""
+    """The same network as :func:`mnist_cnn`, written with the Sequential API (same layers, same weights).
+
+    Parameters
+    ----------
+    input_shape : (height, width, channels)
+    num_classes : int
+        At least 2.
+    filters : sequence of int
+        Channels of each stage (one stage per entry).
+    dropout : float
+        Dropout rate before the logits layer.
+
+    Returns
+    -------
+    keras.Sequential
+        Logits out (no softmax); unlike :func:`mnist_cnn` it has no ``dtype``
+        argument and its layers keep Keras' default names.
+    """
     shape = _check_shape(input_shape, num_classes)
     stack: list[layers.Layer] = [keras.Input(shape=shape)]
     for width in filters:
@@ -125,8 +142,21 @@ def keras_io_convnet(
 
     Conv(32, 3×3, ReLU) → MaxPool 2 → Conv(64, 3×3, ReLU) → MaxPool 2 → Flatten →
     Dropout 0.5 → Dense.  The original ends in a softmax; here the Dense layer
-    returns logits (same network, numerically safer loss).  ``dtype``: as in
-    :func:`mnist_cnn` (the logits stay float32).
+    returns logits (same network, numerically safer loss).
+
+    Parameters
+    ----------
+    input_shape : (height, width, channels)
+    num_classes : int
+        At least 2.
+    dtype : str, optional
+        Keras dtype policy of every layer but the logits, which stay float32 (as
+        in :func:`mnist_cnn`); ``None`` uses the global policy.
+
+    Returns
+    -------
+    keras.Sequential
+        Logits out (no softmax).
     """
     shape = _check_shape(input_shape, num_classes)
     _check_dtype(dtype)
@@ -149,6 +179,18 @@ def article_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 10)
     """The source article's network (TensorFlow's CNN tutorial), repaired: logits out.
 
     Conv(32) → MaxPool → Conv(64) → MaxPool → Conv(64) → Flatten → Dense(64) → Dense.
+
+    Parameters
+    ----------
+    input_shape : (height, width, channels)
+        Default CIFAR-10's ``(32, 32, 3)``.
+    num_classes : int
+        At least 2.
+
+    Returns
+    -------
+    keras.Sequential
+        Logits out (no softmax).
     """
     shape = _check_shape(input_shape, num_classes)
     return keras.Sequential(
@@ -173,7 +215,29 @@ def dense_net(
     hidden: Sequence[int] = (256, 128),
     dropout: float = 0.2,
 ) -> keras.Model:
-    """A fully connected network on the flattened pixels: the "no convolution" baseline."""
+    """A fully connected network on the flattened pixels: the "no convolution" baseline.
+
+    A multi-layer perceptron (Flatten → Dense + ReLU + Dropout per hidden layer →
+    Dense logits) — *not* DenseNet, the densely connected CNN of Huang et al.
+    (2017), despite the name.  The name stays because chapter 2 calls it (renaming
+    it would change the chapter's code and force a re-run); read it as "dense
+    layers only".
+
+    Parameters
+    ----------
+    input_shape : (height, width, channels)
+    num_classes : int
+        At least 2.
+    hidden : sequence of int
+        Units of each hidden ``Dense`` layer.
+    dropout : float
+        Dropout rate after each hidden layer.
+
+    Returns
+    -------
+    keras.Sequential
+        Logits out (no softmax).
+    """
     shape = _check_shape(input_shape, num_classes)
     stack: list[layers.Layer] = [keras.Input(shape=shape), layers.Flatten()]
     for units in hidden:
@@ -256,6 +320,28 @@ def cifar_augmentation(
     ``RandomCrop`` draws *one* crop offset per batch, which is why the shift is
     done with ``RandomTranslation``.)  Apply it to training batches only, e.g.
     with ``cnnbook.data.make_pipeline(..., augment=cifar_augmentation())``.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed of the random layers (each layer gets its own seed derived from it);
+        ``None`` draws differently every run.
+    translation : float
+        Largest shift as a fraction of the height and width, in [0, 1) (0: no shift).
+    flip : bool
+        Random horizontal flips.
+    contrast : float
+        Largest random contrast change, in [0, 1) (0: none).
+
+    Returns
+    -------
+    keras.Sequential
+        The random layers, to call as ``augment(batch, training=True)``.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range, or every augmentation switched off.
     """
     if not 0.0 <= translation < 1.0:
         raise ValueError(f"translation is a fraction of the image size in [0, 1), got {translation}.")
@@ -308,12 +394,34 @@ def cifar_cnn(
     replaces it); the head has one Dense layer, so almost all parameters are
     in convolutions.
 
-    ``dtype`` is a Keras dtype policy for every layer but the normaliser and
-    the logits (which stay float32): ``"mixed_bfloat16"`` computes in bfloat16
-    with float32 weights — much faster on CPUs with AMX/AVX-512-BF16, much
-    *slower* on CPUs without them, so measure.  ``None`` uses the global policy.
-    ``fused_batchnorm`` picks :class:`FusedBatchNormalization` over Keras'
-    ``BatchNormalization`` (same maths, faster on TensorFlow).
+    Parameters
+    ----------
+    input_shape : (height, width, channels)
+        At least 8×8 pixels (the image is halved three times).
+    num_classes : int
+        At least 2.
+    width : int
+        Channels of the first stage (at least 2); the stem has half, the later
+        stages twice and four times as many.
+    dropout : float
+        Dropout rate before the logits, in [0, 1) (0: no dropout layer).
+    normalizer : keras.layers.Layer, optional
+        Applied to the input first (float32).
+    dtype : str, optional
+        A Keras dtype policy for every layer but the normaliser and the logits
+        (which stay float32): ``"mixed_bfloat16"`` computes in bfloat16 with
+        float32 weights — much faster on CPUs with AMX/AVX-512-BF16, much
+        *slower* on CPUs without them, so measure.  ``None`` uses the global policy.
+    fused_batchnorm : bool
+        Use :class:`FusedBatchNormalization` rather than Keras'
+        ``BatchNormalization`` (same maths, faster on TensorFlow).
+    global_pooling : str
+        ``"max"`` or ``"avg"``.
+
+    Returns
+    -------
+    keras.Model
+        Logits out (no softmax).
     """
     shape = _check_shape(input_shape, num_classes)
     if min(shape[:2]) < 8:
@@ -351,6 +459,17 @@ def cifar_cnn(
 
 
 def with_softmax(model: keras.Model) -> keras.Model:
-    """``model`` followed by a softmax: probabilities out (for a loss with ``from_logits=False``)."""
+    """``model`` followed by a softmax: probabilities out (for a loss with ``from_logits=False``).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A logits model with one input and one output (its layers are shared, not copied).
+
+    Returns
+    -------
+    keras.Model
+        Named ``<model.name>_softmax``.
+    """
     outputs = layers.Softmax(name="softmax")(model.outputs[0])
     return keras.Model(model.inputs[0], outputs, name=f"{model.name}_softmax")

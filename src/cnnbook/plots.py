@@ -30,6 +30,7 @@ __all__ = [
     "learning_rate",
     "mistakes_gallery",
     "pixel_histogram",
+    "preprocessing_steps",
     "reliability_diagram",
 ]
 
@@ -86,21 +87,25 @@ def image_grid(
 
     Parameters
     ----------
-    images:
+    images : numpy.ndarray
         ``N×H×W``, ``N×H×W×1`` (grayscale) or ``N×H×W×3`` (RGB), uint8 or float in [0, 1].
-    labels, predictions:
+    labels, predictions : sequence of int, optional
         Class indices, one per image.  With both, a correct prediction is titled in
         green and a wrong one in red (``"true → predicted"``).
-    class_names:
+    class_names : sequence of str, optional
         Names for the class indices (default: the index itself).
-    ncols:
+    ncols : int
         Images per row.
-    title:
+    title : str, optional
         Title of the whole figure.
-    confidences:
+    confidences : sequence of float, optional
         The model's probability for its prediction, shown beside it.
-    cmap:
+    cmap : str
         Colour map for grayscale images (default ``"gray_r"``: dark ink on white, as written).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     arr = _as_images(images)
     n = len(arr)
@@ -175,6 +180,25 @@ def mistakes_gallery(
 
     Typically ``images = x_test[idx]`` with ``idx = evaluation.most_confident_mistakes(probs, y_test)``,
     ``y_pred = probs[idx].argmax(1)`` and ``confidences = probs[idx].max(1)``.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``N×H×W``, ``N×H×W×1`` or ``N×H×W×3`` images, at least one.
+    y_true, y_pred : sequence of int
+        True and predicted class of each image.
+    confidences : sequence of float
+        The probability the model gave its prediction.
+    class_names : sequence of str, optional
+        Names for the class indices.
+    ncols : int
+        Images per row.
+    title : str, optional
+        Title of the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     arr = _as_images(images)
     n = len(arr)
@@ -207,6 +231,19 @@ def class_balance(
     With ``normalize=True`` (default) the bars are each split's share of the class
     (in %), so splits of very different sizes compare directly; the legend gives
     each split's size.  With ``normalize=False`` the bars are counts.
+
+    Parameters
+    ----------
+    labels_by_split : mapping of str to numpy.ndarray
+        Each split's name and labels, e.g. ``{"train": y_train, "test": y_test}``.
+    class_names : sequence of str
+        One name per class; labels must lie in ``0 … len(class_names) - 1``.
+    normalize : bool
+        Shares in % (``True``) or counts.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _plt()
     if not labels_by_split:
@@ -254,7 +291,21 @@ def learning_curves(
 
     ``history`` is ``model.fit(...).history`` (or the History itself, or
     ``TrainResult.history``).  ``val_<metric>`` is drawn when present.
-    ``best_epoch`` (1-based) marks the epoch whose weights were kept.
+
+    Parameters
+    ----------
+    history : dict of str to list of float, or keras.callbacks.History
+        The per-epoch values.
+    metrics : sequence of str
+        One panel per name (each must be in ``history``, plain or as ``val_<name>``).
+    best_epoch : int, optional
+        Marks (1-based) the epoch whose weights were kept.
+    title : str, optional
+        Title of the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _plt()
     hist = _history_dict(history)
@@ -291,6 +342,21 @@ def confusion_matrix(
 
     With ``normalize=True`` each row is divided by its total, so a cell reads
     "the share of images of this true class predicted as that class".
+
+    Parameters
+    ----------
+    cm : numpy.ndarray
+        ``K×K`` counts, e.g. from :func:`cnnbook.evaluation.confusion_matrix`.
+    class_names : sequence of str
+        ``K`` names.
+    normalize : bool
+        Show row shares instead of counts.
+    title : str, optional
+        Title of the axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _plt()
     cm = np.asarray(cm)
@@ -332,10 +398,20 @@ def confusion_matrix(
 def reliability_diagram(calibration: Any, *, title: str | None = None) -> Figure:
     """Reliability diagram: accuracy against confidence per bin, with the diagonal of perfect calibration.
 
-    ``calibration`` is what :func:`cnnbook.evaluation.calibration` returns (any
-    object with ``bin_edges``, ``accuracy``, ``confidence``, ``counts`` and ``ece``).
     The upper panel shows each bin's accuracy as a bar and the gap to the bin's mean
     confidence in red; the lower panel how many predictions fall in each bin (log scale).
+
+    Parameters
+    ----------
+    calibration : cnnbook.evaluation.Calibration
+        What :func:`cnnbook.evaluation.calibration` returns (any object with
+        ``bin_edges``, ``accuracy``, ``confidence``, ``counts`` and ``ece``).
+    title : str, optional
+        Title of the upper panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _plt()
     edges = np.asarray(calibration.bin_edges, dtype=float)
@@ -375,8 +451,19 @@ def reliability_diagram(calibration: Any, *, title: str | None = None) -> Figure
 def preprocessing_steps(steps: Mapping[str, np.ndarray], *, title: str | None = None) -> Figure:
     """Each intermediate image of a preprocessing pipeline, titled with its name and size.
 
-    ``steps`` maps a step's name to its image (e.g. :func:`cnnbook.images.prepare_digit_steps`);
     2-D images are drawn in gray (1 = white), each panel keeping its own pixel size visible.
+
+    Parameters
+    ----------
+    steps : mapping of str to numpy.ndarray
+        Each step's name and image, in order (e.g. :func:`cnnbook.images.prepare_digit_steps`);
+        at least one.
+    title : str, optional
+        Title of the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _plt()
     if not steps:
@@ -410,9 +497,22 @@ def digit_predictions(
 ) -> Figure:
     """Own images and what the model made of them: each original above its 28×28 input.
 
-    ``originals`` are display images (RGB or gray arrays, any size); ``inputs`` the
-    28×28 model inputs (``None`` where no digit was found); ``captions`` name the
-    originals and ``predictions`` title the inputs (e.g. ``"3 (97%)"``).
+    Parameters
+    ----------
+    originals : sequence of numpy.ndarray
+        Display images (RGB or gray arrays, any size), at least one.
+    inputs : sequence of numpy.ndarray or None
+        The 28×28 model inputs (``None`` where no digit was found).
+    captions : sequence of str
+        Titles of the originals (e.g. file names).
+    predictions : sequence of str
+        Titles of the inputs (e.g. ``"3 (97%)"``).
+    ncols : int
+        Images per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _plt()
     n = len(originals)
@@ -448,8 +548,23 @@ def feature_maps(
 ) -> Figure:
     """The channels of one layer's output for one image, one small panel per channel.
 
-    ``maps`` has shape ``H×W×C`` (e.g. ``activation_model(x[None])[0]``); each
-    panel is scaled on its own, titled with the channel's index.
+    Each panel is scaled on its own, titled with the channel's index.
+
+    Parameters
+    ----------
+    maps : numpy.ndarray
+        ``H×W×C`` (e.g. ``activation_model(x[None])[0]``); ``1×H×W×C`` and ``H×W``
+        are accepted too.
+    ncols : int
+        Panels per row.
+    title : str, optional
+        Title of the whole figure.
+    cmap : str
+        Colour map of the panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     plt = _plt()
     maps = np.asarray(maps)
@@ -479,7 +594,21 @@ def feature_maps(
 
 
 def pixel_histogram(images: np.ndarray, *, bins: int = 64, title: str | None = None) -> Figure:
-    """Histogram of all pixel values (log-scaled counts, so the rare mid-greys stay visible)."""
+    """Histogram of all pixel values (log-scaled counts, so the rare mid-greys stay visible).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Any shape; every value counts.
+    bins : int
+        Number of histogram bins.
+    title : str, optional
+        Title of the axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     plt = _plt()
     values = np.asarray(images).reshape(-1)
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -494,7 +623,19 @@ def pixel_histogram(images: np.ndarray, *, bins: int = 64, title: str | None = N
 
 
 def architecture(model: Any, *, title: str | None = None) -> Figure:
-    """A Keras model drawn as a column of boxes, one per layer, with its output shape and parameters."""
+    """A Keras model drawn as a column of boxes, one per layer, with its output shape and parameters.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built model (its ``layers`` are drawn in order).
+    title : str, optional
+        Default: the model's name and parameter count.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     plt = _plt()
     rows = []
     for layer in model.layers:
@@ -523,7 +664,21 @@ def architecture(model: Any, *, title: str | None = None) -> Figure:
 
 def learning_rate(rates: Sequence[float] | np.ndarray, *, steps_per_epoch: int | None = None,
                   title: str | None = None) -> Figure:
-    """The learning rate at every training step (x axis in epochs when ``steps_per_epoch`` is given)."""
+    """The learning rate at every training step (x axis in epochs when ``steps_per_epoch`` is given).
+
+    Parameters
+    ----------
+    rates : sequence of float
+        One learning rate per step, e.g. from :func:`cnnbook.training.learning_rate_schedule`.
+    steps_per_epoch : int, optional
+        Steps in one epoch; the x axis is then in epochs.
+    title : str, optional
+        Title of the axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     plt = _plt()
     rates = np.asarray(rates, dtype=float)
     x = np.arange(len(rates), dtype=float)

@@ -28,6 +28,8 @@ import numpy as np
 from . import data, models
 
 __all__ = [
+    "BFLOAT16_CPU_FLAGS",
+    "DTYPES",
     "ENSEMBLE_MEMBERS",
     "EpochTimer",
     "InterruptAfterEpoch",
@@ -46,13 +48,37 @@ __all__ = [
     "standard_callbacks",
     "train_ensemble",
     "trained_model",
+    "trained_model_path",
     "training_throughput",
 ]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides how a model is trained (not what it is)."""
+    """Everything that decides how a model is trained (not what it is).
+
+    Attributes
+    ----------
+    epochs : int
+        Most epochs (at least 1); early stopping may end sooner.
+    batch_size : int
+        Training examples per step (at least 1).
+    learning_rate : float
+        Peak learning rate (positive).
+    schedule : str
+        ``"onecycle"`` (warm-up then cosine decay), ``"cosine"`` (decay only) or
+        ``"constant"``; see :func:`learning_rate_schedule`.
+    warmup_fraction : float
+        Share of the steps spent warming up, in [0, 1) (``"onecycle"`` only).
+    weight_decay : float
+        AdamW's decoupled weight decay; 0 uses plain Adam.
+    patience : int
+        Epochs without a better validation accuracy before early stopping.
+    seed : int
+        Seed of the training-set shuffle; :func:`trained_model` and
+        :func:`train_ensemble` also pass it to :func:`set_seed` (initial
+        weights, dropout).
+    """
 
     epochs: int = 7
     batch_size: int = 128
@@ -83,6 +109,22 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
     (Fashion-MNIST gets more epochs); ``"cifar10"``: the colour chapter's recipe
     for :func:`cnnbook.models.cifar_cnn` (AdamW, batch 256, no early stop).  All
     were chosen on the validation split.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
+    **overrides
+        :class:`TrainConfig` fields to change, e.g. ``epochs=2``.
+
+    Returns
+    -------
+    TrainConfig
+
+    Raises
+    ------
+    ValueError
+        No recipe for ``dataset``, or an override out of range.
     """
     bases = {
         # Chosen on the validation split for the fast Part I model: 12 and 20 epochs differed by
@@ -103,6 +145,7 @@ ENSEMBLE_MEMBERS = 5
 #: CPU feature flags (Linux ``/proc/cpuinfo``) of units that multiply bfloat16 natively.
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
+#: The Keras dtype policies the book trains in (:func:`preferred_dtype`, ``$CNNBOOK_DTYPE``, :func:`model_path`).
 DTYPES = ("float32", "mixed_bfloat16")
 
 
@@ -125,6 +168,16 @@ def preferred_dtype() -> str:
     no GPU is in use; ``"float32"`` everywhere else, because CPUs without those
     units *emulate* bfloat16 and get slower.  Set ``$CNNBOOK_DTYPE`` to
     ``float32`` or ``mixed_bfloat16`` to decide yourself.
+
+    Returns
+    -------
+    str
+        ``"float32"`` or ``"mixed_bfloat16"`` (one of :data:`DTYPES`).
+
+    Raises
+    ------
+    ValueError
+        ``$CNNBOOK_DTYPE`` is set to something else.
     """
     forced = os.environ.get("CNNBOOK_DTYPE", "").strip()
     if forced:
@@ -143,6 +196,13 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
 
     Deterministic ops make two runs bit-identical on the same machine, at some
     cost in speed; seeds alone make them statistically alike.
+
+    Parameters
+    ----------
+    seed : int
+        The seed of every generator.
+    deterministic : bool
+        Also switch TensorFlow to deterministic ops (for the rest of the process).
     """
     keras.utils.set_random_seed(int(seed))
     if deterministic:
@@ -158,6 +218,17 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     ``warmup_steps=0`` gives plain cosine decay.  A schedule (rather than a
     callback) changes the rate every step and is saved with the optimizer, so a
     resumed run continues on the same curve.
+
+    Parameters
+    ----------
+    peak : float
+        Highest learning rate, reached at the end of the warm-up.
+    total_steps : int
+        Training steps of the whole run (at least 1).
+    warmup_steps : int
+        Steps of linear warm-up, ``0 <= warmup_steps < total_steps``.
+    div, final_div : float
+        The rate starts at ``peak / div`` and ends at ``peak / final_div``.
     """
 
     def __init__(
@@ -187,6 +258,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, warm, cosine)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, so Keras can save and reload the schedule."""
         return {
             "peak": self.peak,
             "total_steps": self.total_steps,
@@ -197,7 +269,21 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> float | OneCycle:
-    """The learning rate (or schedule) ``config`` asks for."""
+    """The learning rate (or schedule) ``config`` asks for.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Its ``schedule``, ``learning_rate``, ``epochs`` and ``warmup_fraction`` are used.
+    steps_per_epoch : int
+        Training steps in one epoch (``ceil(N / batch_size)``).
+
+    Returns
+    -------
+    float or OneCycle
+        ``config.learning_rate`` for ``"constant"``; otherwise a :class:`OneCycle`
+        over ``epochs × steps_per_epoch`` steps (no warm-up for ``"cosine"``).
+    """
     total = config.epochs * steps_per_epoch
     if config.schedule == "constant":
         return config.learning_rate
@@ -218,6 +304,24 @@ def training_throughput(
     The first step, which builds and compiles the graph, is not timed.  Use it
     to compare precisions or layers on *this* machine before a long run; it
     changes ``model``'s weights, so measure on a throw-away copy.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A logits model (it is compiled here, with a ``from_logits=True`` loss).
+    images : numpy.ndarray
+        One batch of inputs, non-empty.
+    labels : numpy.ndarray
+        One class index per image.
+    steps : int
+        Timed training steps (at least 1).
+    optimizer : keras.optimizers.Optimizer, optional
+        Default ``Adam(learning_rate=1e-3)``.
+
+    Returns
+    -------
+    float
+        Images per second over the timed steps.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
@@ -243,9 +347,11 @@ class EpochTimer(keras.callbacks.Callback):
         self._start = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Start the clock."""
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Record the epoch's seconds."""
         self.seconds.append(time.perf_counter() - self._start)
 
 
@@ -254,13 +360,20 @@ class SimulatedInterruption(RuntimeError):
 
 
 class InterruptAfterEpoch(keras.callbacks.Callback):
-    """Stops training with :class:`SimulatedInterruption` after epoch ``epoch`` (1-based) ends."""
+    """Stops training with :class:`SimulatedInterruption` after epoch ``epoch`` (1-based) ends.
+
+    Parameters
+    ----------
+    epoch : int
+        The last epoch to finish (1-based).
+    """
 
     def __init__(self, epoch: int) -> None:
         super().__init__()
         self.epoch = int(epoch)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Raise :class:`SimulatedInterruption` once the chosen epoch has ended."""
         if epoch + 1 == self.epoch:
             raise SimulatedInterruption(f"Training interrupted after epoch {self.epoch} (simulated).")
 
@@ -271,6 +384,18 @@ def standard_callbacks(work_dir: str | os.PathLike[str], config: TrainConfig) ->
     All three watch the *validation* split; the test set plays no part in
     choosing the epoch.  The backup lives in ``work_dir/backup`` and is deleted
     when training finishes normally.
+
+    Parameters
+    ----------
+    work_dir : str or path-like
+        Folder of the checkpoint (``best.keras``) and the backup.
+    config : TrainConfig
+        Its ``patience`` is EarlyStopping's.
+
+    Returns
+    -------
+    list of keras.callbacks.Callback
+        ``[BackupAndRestore, ModelCheckpoint, EarlyStopping]``, in that order.
     """
     work_dir = Path(work_dir)
     return [
@@ -286,7 +411,27 @@ def standard_callbacks(work_dir: str | os.PathLike[str], config: TrainConfig) ->
 
 @dataclass
 class TrainResult:
-    """What :func:`fit_classifier` returns."""
+    """What :func:`fit_classifier` returns.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The trained model, with the weights of the best epoch.
+    history : dict of str to list of float
+        Per-epoch values of the loss and metrics (``val_`` for validation).
+    seconds : float
+        Wall-clock seconds of ``model.fit``.
+    epoch_seconds : list of float
+        Wall-clock seconds of each epoch.
+    best_epoch : int
+        The epoch (1-based) whose weights were kept.
+    best_val_accuracy : float
+        Its validation accuracy.
+    config : TrainConfig
+        The recipe used.
+    work_dir : pathlib.Path or None
+        Folder of the checkpoints; ``None`` when it was a temporary folder (removed).
+    """
 
     model: keras.Model
     history: dict[str, list[float]]
@@ -315,10 +460,34 @@ def fit_classifier(
     The weights returned are those of the epoch with the best validation
     accuracy.  Calling again with the same ``work_dir`` after an interruption
     resumes from the last finished epoch (BackupAndRestore); without a
-    ``work_dir`` the checkpoints go to a temporary folder, removed afterwards.  ``from_logits``
-    must match the model's output: ``True`` for the book's logits models.
-    ``run_eagerly`` runs each step as plain Python/TensorFlow eager code (slower;
-    used to show behaviour that graph compilation would hide).
+    ``work_dir`` the checkpoints go to a temporary folder, removed afterwards.
+
+    Parameters
+    ----------
+    model : keras.Model
+        An uncompiled (or to-be-recompiled) classifier.
+    splits : cnnbook.data.Splits
+        Non-empty training and validation splits (the test split is not used).
+    config : TrainConfig
+        The recipe: epochs, batch size, learning rate and schedule, weight decay,
+        patience, shuffle seed.
+    work_dir : str or path-like, optional
+        Folder of the checkpoint and the backup, kept afterwards.
+    augment : keras.layers.Layer, optional
+        Applied to each training batch (e.g. :func:`cnnbook.models.cifar_augmentation`).
+    callbacks : sequence of keras.callbacks.Callback
+        Extra callbacks, after the standard ones.
+    verbose : int or str
+        ``model.fit``'s ``verbose`` (2: one line per epoch).
+    from_logits : bool
+        Must match the model's output: ``True`` for the book's logits models.
+    run_eagerly : bool
+        Run each step as plain Python/TensorFlow eager code (slower; used to show
+        behaviour that graph compilation would hide).
+
+    Returns
+    -------
+    TrainResult
     """
     if len(splits.x_train) == 0 or len(splits.x_val) == 0:
         raise ValueError("fit_classifier needs a non-empty training and validation split.")
@@ -385,8 +554,28 @@ def train_ensemble(
 
     Member ``i`` is seeded with ``config.seed + i``: its initial weights, dropout
     masks and shuffling differ, the data and the validation split do not, so
-    the validation split stays a fair judge of the ensemble.  ``on_member(i,
-    result)`` is called after each member (e.g. to measure the ensemble so far).
+    the validation split stays a fair judge of the ensemble.
+
+    Parameters
+    ----------
+    build : callable
+        Returns a fresh, untrained model each call.
+    splits : cnnbook.data.Splits
+        The same splits for every member.
+    config : TrainConfig
+        The recipe; member ``i`` gets ``seed=config.seed + i``.
+    members : int
+        How many models (at least 1).
+    augment, callbacks, verbose
+        As for :func:`fit_classifier`.
+    on_member : callable, optional
+        ``on_member(i, result)`` is called after each member (e.g. to measure the
+        ensemble so far).
+
+    Returns
+    -------
+    list of TrainResult
+        One per member, in training order.
     """
     if members < 1:
         raise ValueError(f"An ensemble needs at least one member, got {members}.")
@@ -406,7 +595,13 @@ def train_ensemble(
 
 
 def model_dir() -> Path:
-    """Where trained models are kept: ``$CNNBOOK_MODEL_DIR`` or ``~/.cache/cnnbook/models``."""
+    """Where trained models are kept: ``$CNNBOOK_MODEL_DIR`` or ``~/.cache/cnnbook/models``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
+    """
     env = os.environ.get("CNNBOOK_MODEL_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cnnbook" / "models"
 
@@ -417,6 +612,28 @@ def model_path(dataset: str, train_size: int | None, config: TrainConfig, dtype:
     It ends in a short fingerprint of the recipe, the dtype policy and the model
     builder's source, so a model cached by an older version of the book is never
     mistaken for this one.
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset it is trained on.
+    train_size : int or None
+        Training examples (``None``: all).
+    config : TrainConfig
+        The recipe.
+    dtype : str
+        ``"float32"`` or ``"mixed_bfloat16"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``model_dir() / "part1-<dataset>-n<size>-e<epochs>-s<seed>-<fp32|bf16>-<fingerprint>.keras"``.
+
+    Notes
+    -----
+    The fingerprint hashes the *source text* of :func:`cnnbook.models.mnist_cnn`,
+    docstring included: editing even its docstring invalidates every cached model
+    (chapters then retrain it), although no chapter's ``source_hash`` changes.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
@@ -428,7 +645,22 @@ def model_path(dataset: str, train_size: int | None, config: TrainConfig, dtype:
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> Path:
-    """Save atomically (write a temporary file, then rename) plus a JSON sidecar with ``info``."""
+    """Save atomically (write a temporary file, then rename) plus a JSON sidecar with ``info``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model to save (Keras' ``.keras`` format).
+    path : str or path-like
+        Where; its folder is created if needed.
+    info : dict, optional
+        Written beside it as ``<path without .keras>.json``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
@@ -442,6 +674,36 @@ def save_model(model: keras.Model, path: str | os.PathLike[str], info: dict[str,
     return path
 
 
+def trained_model_path(
+    dataset: str = "mnist",
+    *,
+    train_size: int | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    dtype: str | None = None,
+) -> Path:
+    """The file :func:`trained_model` loads from (or trains into) for the same arguments.
+
+    Lets a caller tell a cached model from one that will be trained first (the
+    command line says so before a long wait) without rebuilding the cache key.
+
+    Parameters
+    ----------
+    dataset, train_size, epochs, seed, dtype
+        As for :func:`trained_model`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``model_path(dataset, train_size, default_config(dataset, seed=seed[, epochs=epochs]), dtype)``.
+    """
+    # trained_model computes the same two lines itself; it should call this function at the next
+    # re-run of the chapters that reach it (06, 07), which that change would make stale.
+    dtype = preferred_dtype() if dtype is None else dtype
+    config = default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
+    return model_path(dataset, train_size, config, dtype)
+
+
 def trained_model(
     dataset: str = "mnist",
     *,
@@ -453,7 +715,26 @@ def trained_model(
 ) -> keras.Model:
     """The Part I model trained with the chapter-5 recipe: loaded if cached, else trained and cached.
 
-    ``dtype`` (``None``: :func:`preferred_dtype`) is the precision it is trained in.
+    Parameters
+    ----------
+    dataset : str
+        ``"mnist"`` or ``"fashion_mnist"``.
+    train_size : int, optional
+        Train on a stratified subset of this many images (``None``: all).
+    epochs : int, optional
+        Override the recipe's epochs.
+    seed : int
+        Seed of the splits, the initial weights and the shuffle.
+    dtype : str, optional
+        The precision it is trained in (``None``: :func:`preferred_dtype`).
+    verbose : int or str
+        ``model.fit``'s ``verbose`` when it has to be trained.
+
+    Returns
+    -------
+    keras.Model
+        Logits out: loaded (uncompiled) from :func:`model_path`, or trained and
+        saved there first when missing.
     """
     dtype = preferred_dtype() if dtype is None else dtype
     config = default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
