@@ -71,7 +71,7 @@ def test_every_page_of_the_table_of_contents_is_built(built):
 
 def test_intro_has_the_generated_chapter_times(built):
     text = _text(built / "book" / "intro.html")
-    assert "Chapter Full run Measured on" in text
+    assert "Chapter Full run Precision Full run in float32 Measured on" in text
     # One row per chapter, each linking to the chapter (no typed numbers to check: they come from metadata).
     chapters = [f for f in _toc_files() if f.startswith("notebooks/")]
     page = (built / "book" / "intro.html").read_text(encoding="utf-8")
@@ -79,6 +79,14 @@ def test_intro_has_the_generated_chapter_times(built):
     table = table[: table.find("</table>")]
     for chapter in chapters:
         assert f'href="../{chapter}.html"' in table, chapter
+    # Each row names the precision of its stored run, and a float32 run is its own float32 time.
+    rows = table.split("<tr")[2:]
+    assert len(rows) >= len(chapters)
+    for row in rows[: len(chapters)]:
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
+        precision, float32_time = (re.sub(r"<[^>]+>", "", c).strip() for c in cells[2:4])
+        assert precision in ("float32", "bfloat16 (mixed)"), row
+        assert (float32_time == re.sub(r"<[^>]+>", "", cells[1]).strip()) == (precision == "float32"), row
 
 
 def test_references_and_glossary(built):

@@ -423,3 +423,23 @@ def test_machine_info():
     info = book.machine_info()
     assert set(info) == {"cpu", "cores", "python", "system"}
     assert info["cores"] >= 1 and info["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_stored_outputs_hide_this_machines_folders(tmp_path):
+    import site
+
+    package_file = Path(site.getsitepackages()[0]) / "keras" / "src" / "layers" / "input_layer.py"
+    nb = _notebook(
+        new_code_cell(
+            "import sys, warnings\n"
+            f"print({str(package_file)!r} + ':27: UserWarning: Argument input_shape', file=sys.stderr)\n"
+            "print(sys.prefix)"
+        )
+    )
+    path = tmp_path / "07_paths.ipynb"
+    nbformat.write(nb, path)
+    out = book.execute(path, timeout=120)
+    text = "".join(o.get("text", "") for o in out.cells[0].outputs)
+    assert "site-packages/keras/src/layers/input_layer.py:27: UserWarning" in text
+    assert str(Path(site.getsitepackages()[0])) not in text and sys.prefix not in text
+    assert "<venv>" in text

@@ -611,6 +611,7 @@ def execute(
             )
         seconds = time.perf_counter() - start
         _drop_native_log_lines(nb)
+        _hide_machine_paths(nb, _machine_paths(path.resolve().parent.parent))
         nb.metadata["cnnbook"] = {
             **nb.metadata.get("cnnbook", {}),
             "source_hash": source_hash(nb),
@@ -646,6 +647,42 @@ def _drop_native_log_lines(nb: Any) -> None:
             outputs.append(out)
         if "outputs" in cell:
             cell["outputs"] = outputs
+
+
+def _machine_paths(repository: Path) -> list[tuple[str, str]]:
+    """(path on this machine, what a reader should see instead), longest first."""
+    import site
+    import sysconfig
+
+    sites = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
+    pairs = [(folder.rstrip(os.sep), "site-packages") for folder in sites]
+    pairs += [(str(repository), "."), (sys.prefix.rstrip(os.sep), "<venv>"), (str(Path.home()), "~")]
+    return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
+
+
+def _hide_machine_paths(nb: Any, pairs: list[tuple[str, str]]) -> None:
+    """Replace this machine's folders in text outputs (warnings name the file they come from)."""
+
+    def clean(text: Any) -> Any:
+        if isinstance(text, list):
+            return [clean(t) for t in text]
+        if not isinstance(text, str):
+            return text
+        for here, shown in pairs:
+            text = text.replace(here, shown)
+        return text
+
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = clean(out["text"])
+            if "traceback" in out:
+                out["traceback"] = clean(out["traceback"])
+            if "evalue" in out:
+                out["evalue"] = clean(out["evalue"])
+            for mime in ("text/plain", "text/html"):
+                if mime in out.get("data", {}):
+                    out["data"][mime] = clean(out["data"][mime])
 
 
 def prepare_ci(path: str | os.PathLike[str], output: str | os.PathLike[str]) -> Path:
