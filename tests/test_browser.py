@@ -51,14 +51,7 @@ BUDGET_S = float(os.environ.get("CNNBOOK_BROWSER_BUDGET_S", "150"))
 pytestmark = [pytest.mark.browser, pytest.mark.book]
 
 # Failures of the current content, (page, check) -> why.  Remove an entry when its page is fixed.
-KNOWN = {
-    ("notebooks/04_building.html", "phone-width"):
-        "inline code `SparseCategoricalCrossentropy(from_logits=True)` (section 'Logits, softmax and "
-        "from_logits') is one unbreakable 406 px word: the page is ~422 px wide at 390 px",
-    ("notebooks/09_article_code_repaired.html", "phone-width"):
-        "the heading 'Defect 1: keras.models.Model(base_model)' has its code as one unbreakable 547 px "
-        "word (and `SparseCategoricalCrossentropy(from_logits=True)` again): the page is ~563 px wide at 390 px",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _toc_pages() -> list[str]:
