@@ -63,3 +63,15 @@ def test_stored_full_run():
     # The prose: the two voting rules are closer than the best and the worst single seed.
     assert abs(g["soft_val"] - g["hard_val"]) < g["member_val_max"] - g["member_val_min"]
     assert g["chapter_seconds"] <= 10 * 60  # "a chapter must run in minutes" on 2 CPU cores
+
+
+def test_stored_full_run_calls_the_difference_by_its_paired_test():
+    """The prose's verdict on ensemble vs single model is McNemar's, computed from the chapter's own counts."""
+    from scipy.stats import binomtest
+
+    g = book.read_glued(json.loads(CHAPTER.read_text(encoding="utf-8")))
+    fixed, broken = g["fixed_by_ensemble"], g["broken_by_ensemble"]
+    assert g["single_test_errors"] - g["ensemble_test_errors"] == fixed - broken
+    assert g["mcnemar_p"] == pytest.approx(binomtest(min(fixed, broken), fixed + broken).pvalue)
+    expected = "a real difference" if g["mcnemar_p"] < 0.05 else "not clearly different"
+    assert g["ensemble_difference_verdict"] == expected

@@ -218,3 +218,17 @@ def test_stored_full_run_cifar():
     assert glued["matched_train_seconds"] <= glued["article_train_seconds"] * 1.1
     assert glued["matched_margin"] >= 0.05
     assert glued["full_margin"] >= 0.10
+
+
+def test_appendix_names_the_colour_chapters_pooling():
+    """The appendix describes chapter 8's model as it is built (it once said 'average' for a max pooling)."""
+    import inspect
+
+    from cnnbook import models
+
+    pooling = inspect.signature(models.cifar_cnn).parameters["global_pooling"].default
+    name = {"max": "global max pooling", "avg": "global average pooling"}[pooling]
+    other = {"max": "global average pooling", "avg": "global max pooling"}[pooling]
+    text = "\n".join("".join(c["source"]) for c in json.loads(ARTICLE.read_text(encoding="utf-8"))["cells"]
+                     if c["cell_type"] == "markdown")
+    assert name in text and other not in text

@@ -126,3 +126,12 @@ def test_stored_fashion_run_meets_its_bar():
     assert g["test_accuracy"] >= 0.92
     assert g["best_val_accuracy"] >= 0.925
     assert g["chapter_seconds"] <= 5 * 60  # the full run's promise, on 2 CPU cores
+
+
+def test_stored_fashion_run_measures_how_much_harder_it_is():
+    """'N times as many errors as on digits' is glued from both test accuracies, not typed."""
+    g = _stored("07_beyond_digits")
+    assert g["error_ratio"] == pytest.approx((1 - g["test_accuracy"]) / (1 - g["mnist_test_accuracy"]))
+    assert g["error_ratio"] > 2
+    # The same cached Part I model as the training chapter's stored run.
+    assert g["mnist_test_accuracy"] == pytest.approx(_stored("05_training")["test_accuracy"], abs=1e-6)
