@@ -214,9 +214,11 @@ def test_stored_full_run_cifar():
     assert glued["float32_mean_error"] > 0.05
     assert glued["chapter_seconds"] <= 20 * 60
     assert nb["metadata"]["cnnbook"]["executed_seconds"] <= 20 * 60 + 60  # + kernel start-up
-    # A clear margin over the article's network at equal or lower training time.
+    # The equal-time run really had no more time than the article's network. Who wins it depends on how
+    # many epochs fit (one on the 2-core AMD EPYC of the stored run, several with AMX), so the prose
+    # reports the measured difference rather than claiming a margin.
     assert glued["matched_train_seconds"] <= glued["article_train_seconds"] * 1.1
-    assert glued["matched_margin"] >= 0.05
+    assert glued["matched_margin"] == pytest.approx(glued["matched_test_accuracy"] - glued["article_test_accuracy"])
     assert glued["full_margin"] >= 0.10
 
 
