@@ -185,7 +185,7 @@ _GLUE_JS = r"""() => {
   if (raw) out.push('raw glue role text: ' + Array.from(new Set(raw)).slice(0, 5).join(', '));
   for (const el of body.querySelectorAll('[class^="pasted"], [class*=" pasted"]')) {
     if (el.querySelector('img, svg, table, .output, pre')) continue;
-    const value = (el.innerText || '').trim();
+    const value = (el.textContent || '').trim();  // innerText is empty inside a closed dropdown
     if (!value) out.push('empty glued value (' + el.className + ')');
     else if (/^'.*'$|^".*"$|object at 0x[0-9a-f]+/s.test(value)) out.push('glued value looks like a Python repr: ' + value.slice(0, 80));
   }

@@ -303,11 +303,16 @@ def test_results_page_includes_each_dataset_in_each_precision():
     page = (ROOT / "book" / "results.md").read_text(encoding="utf-8")
     included = set(re.findall(r"\.\./benchmarks/results/([\w-]+\.md)", page))
     assert included == {f"{d}-{p}.md" for d in spec.DATASETS for p in spec.PRECISIONS}
-    for dataset in spec.DATASETS:  # the files measured before --precision existed: bfloat16, on a Xeon with AMX
-        path = ROOT / "benchmarks" / "results" / f"{dataset}-bfloat16.json"
-        assert path.is_file(), path
-        precisions = {m["precision"] for m in json.loads(path.read_text())["models"] if m["key"].startswith("book")}
-        assert precisions == {"mixed_bfloat16"}, path
+    # Every committed table computed in the precision its file name says, and names the machine.
+    results = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    assert results, "the benchmark's results are committed"
+    for path in results:
+        dataset, precision = path.stem.rsplit("-", 1)
+        assert dataset in spec.DATASETS and precision in spec.PRECISIONS, path
+        report = json.loads(path.read_text())
+        book_rows = {m["precision"] for m in report["models"] if m["key"].startswith("book")}
+        assert book_rows == {"float32" if precision == "float32" else "mixed_bfloat16"}, path
+        assert report["machine"]["cpu"] and report["machine"]["cores"] >= 1, path
 
 
 def test_compare_script_runs_two_cheap_models_end_to_end_with_tiny_settings(tmp_path):
