@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.cnnbook-installed
-CHAPTERS = $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+CHAPTERS = $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb)) $(sort $(wildcard notebooks/A[0-9]_*.ipynb))
 
 .PHONY: setup book execute html test test-unit test-nbval check-stale clean
 

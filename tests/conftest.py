@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from cnnbook import book
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-CHAPTERS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = book.chapter_paths(NOTEBOOKS)
 
 _executed: dict[str, tuple[dict, dict]] = {}
 

@@ -1,4 +1,4 @@
-"""Chapter 10 (ensembles), executed with its CI parameters, and its stored full run."""
+"""Chapter 9 (ensembles), executed with its CI parameters, and its stored full run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from cnnbook import book, training
 from conftest import parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "notebooks" / "10_ensembles.ipynb"
+CHAPTER = ROOT / "notebooks" / "09_ensembles.ipynb"
 
 pytestmark = pytest.mark.notebook
 
@@ -22,7 +22,7 @@ def test_ci_parameters_are_declared():
 
 
 def test_ensemble_chapter_values(chapter_runner):
-    _, g = chapter_runner("10_ensembles")
+    _, g = chapter_runner("09_ensembles")
     assert g["members"] == 2 and g["test_images"] == 10_000
     assert 0.0 <= g["member_val_min"] <= g["member_val_max"] <= 1.0
     assert g["all_wrong_images"] <= g["some_wrong_images"]
@@ -37,13 +37,13 @@ def test_ensemble_chapter_values(chapter_runner):
 
 def test_ensemble_exercise_solutions(chapter_runner):
     """The coding exercises' solutions (issue 15) run with the chapter and glue consistent answers."""
-    _, g = chapter_runner("10_ensembles")
-    # ex-10-2: soft voting recomputed with NumPy equals the chapter's; a geometric mean can only
+    _, g = chapter_runner("09_ensembles")
+    # ex-09-2: soft voting recomputed with NumPy equals the chapter's; a geometric mean can only
     # decide differently where the members disagree.
     assert g["ex10_soft_val_by_hand"] == pytest.approx(g["soft_val"], abs=2e-4)  # within one of 5,000 images
     assert 0.0 <= g["ex10_geometric_val"] <= 1.0
     assert 0 <= g["ex10_geometric_soft_differ"] <= g["disagree_images"]
-    # ex-10-3: hard and soft voting of two members differ only where the two disagree.
+    # ex-09-3: hard and soft voting of two members differ only where the two disagree.
     assert 0 <= g["ex10_pair_hard_soft_differ"] <= g["ex10_pair_disagree"]
     if g["members"] == 2:
         assert g["ex10_pair_disagree"] == g["disagree_images"]

@@ -19,7 +19,7 @@ from conftest import code_cell, parameter_defaults, stream_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT / "notebooks" / "08_cifar10.ipynb"
-ARTICLE = ROOT / "notebooks" / "09_article_code_repaired.ipynb"
+ARTICLE = ROOT / "notebooks" / "A1_article_code_repaired.ipynb"
 
 pytestmark = pytest.mark.notebook
 
@@ -31,7 +31,7 @@ def cifar(chapter_runner):
 
 @pytest.fixture(scope="module")
 def article(chapter_runner):
-    return chapter_runner("09_article_code_repaired")
+    return chapter_runner("A1_article_code_repaired")
 
 
 
@@ -117,11 +117,11 @@ def test_article_values(article):
 def test_article_exercise_solutions(article):
     """The coding exercises' solutions (issue 15) run with the chapter and glue their answers."""
     _, glued = article
-    # ex-09-1: the repaired listing declares the real input, returns logits and learns something.
+    # ex-A1-1: the repaired listing declares the real input, returns logits and learns something.
     assert glued["ex09_fixed_input_shape"] == [32, 32, 3]
     assert glued["ex09_fixed_last_activation"] == "linear"
     assert glued["ex09_fixed_val_accuracy"] > 0.2  # chance is 0.1 (5,000 validation images)
-    # ex-09-3: a Rescaling wrapper adds no parameters and gives the same logits on raw pixels.
+    # ex-A1-3: a Rescaling wrapper adds no parameters and gives the same logits on raw pixels.
     assert glued["ex09_wrapper_params"] == 122_570
     assert glued["ex09_wrapper_same_logits"] is True
 

@@ -9,7 +9,7 @@ import pytest
 
 from cnnbook import book
 
-CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = book.chapter_paths(Path(__file__).resolve().parents[1] / "notebooks")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])

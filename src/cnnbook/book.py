@@ -39,7 +39,9 @@ from typing import Any, Iterable, Iterator, NamedTuple
 import numpy as np
 
 __all__ = [
+    "CHAPTER_PATTERNS",
     "GLUE_PREFIX",
+    "chapter_paths",
     "ci_parameters",
     "code_cells",
     "execute",
@@ -51,6 +53,26 @@ __all__ = [
     "reached_definitions",
     "source_hash",
 ]
+
+# Chapters are numbered NN_name; appendices A1_name, A2_name, ... come after them in the book.
+CHAPTER_PATTERNS = ("[0-9][0-9]_*.ipynb", "A[0-9]_*.ipynb")
+
+
+def chapter_paths(folder: str | Path) -> list[Path]:
+    """The book's chapters in ``folder``, in reading order.
+
+    Parameters
+    ----------
+    folder
+        The ``notebooks`` folder (or a copy of it).
+
+    Returns
+    -------
+    list of Path
+        Numbered chapters (``NN_name.ipynb``) in order, then appendices (``A1_name.ipynb``, ...).
+    """
+    folder = Path(folder)
+    return [p for pattern in CHAPTER_PATTERNS for p in sorted(folder.glob(pattern))]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 GLUE_PREFIX = "application/papermill.record/"
@@ -743,7 +765,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "reached":
         print("\n".join(reached_definitions(code_cells(args.notebook))))
         return 0
-    for nb in sorted(Path(args.source_dir).glob("[0-9][0-9]_*.ipynb")):
+    for nb in chapter_paths(args.source_dir):
         print(prepare_ci(nb, Path(args.output_dir) / nb.name))
     return 0
 
