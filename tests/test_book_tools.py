@@ -443,3 +443,16 @@ def test_stored_outputs_hide_this_machines_folders(tmp_path):
     assert "site-packages/keras/src/layers/input_layer.py:27: UserWarning" in text
     assert str(Path(site.getsitepackages()[0])) not in text and sys.prefix not in text
     assert "<venv>" in text
+
+
+def test_stored_outputs_name_the_data_folder_by_its_variable(tmp_path, monkeypatch):
+    """A chapter that says where it read the data shows ``$CNNBOOK_DATA_DIR``, not this machine's folder."""
+    data_dir = tmp_path / "shared data"
+    data_dir.mkdir()
+    monkeypatch.setenv("CNNBOOK_DATA_DIR", str(data_dir))
+    nb = _notebook(new_code_cell(f"print('read from:', {str(data_dir / 'mnist')!r})"))
+    path = tmp_path / "08_data_dir.ipynb"
+    nbformat.write(nb, path)
+    out = book.execute(path, timeout=120)
+    text = "".join(o.get("text", "") for o in out.cells[0].outputs)
+    assert text == "read from: $CNNBOOK_DATA_DIR/mnist\n"

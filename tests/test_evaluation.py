@@ -338,3 +338,21 @@ def test_images_per_second_counts_every_network():
     assert 0 < two < one < 100 / 0.01
     with pytest.raises(ValueError):
         evaluation.images_per_second([], images)
+
+
+def test_history_table_is_one_row_per_epoch():
+    history = {"loss": [0.5, 0.25], "accuracy": [0.9, 0.95], "val_loss": [0.3, 0.2], "val_accuracy": [0.91, 0.96]}
+    table = evaluation.history_table(history, [9.04, 8.0], caption="2 epochs")
+    assert table.columns == ("epoch", "loss", "accuracy", "validation loss", "validation accuracy", "seconds")
+    assert table.rows[1] == ("2", "0.2500", "95.00%", "0.2000", "96.00%", "8.0")
+    assert str(table).splitlines()[0] == "2 epochs"
+    assert evaluation.history_table({"loss": [1.0]}).columns == ("epoch", "loss")
+
+
+def test_history_table_refuses_ragged_histories():
+    with pytest.raises(ValueError, match="at least 'loss'"):
+        evaluation.history_table({"accuracy": [0.5]})
+    with pytest.raises(ValueError, match="2 values for 1 epochs"):
+        evaluation.history_table({"loss": [1.0], "val_loss": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="epoch_seconds"):
+        evaluation.history_table({"loss": [1.0]}, [1.0, 2.0])

@@ -679,6 +679,10 @@ def _machine_paths(repository: Path) -> list[tuple[str, str]]:
     sites = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
     pairs = [(folder.rstrip(os.sep), "site-packages") for folder in sites]
     pairs += [(str(repository), "."), (sys.prefix.rstrip(os.sep), "<venv>"), (str(Path.home()), "~")]
+    # The reader's own data and model folders, as the variables that name them.
+    for variable in ("CNNBOOK_DATA_DIR", "CNNBOOK_MODEL_DIR"):
+        if os.environ.get(variable):
+            pairs.append((str(Path(os.environ[variable]).expanduser().resolve()), f"${variable}"))
     return sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
 
 

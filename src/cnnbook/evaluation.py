@@ -33,6 +33,7 @@ __all__ = [
     "most_confident_mistakes",
     "predict_image",
     "predict_proba",
+    "history_table",
     "report_table",
     "softmax",
     "top_k",
@@ -461,6 +462,53 @@ class Table:
         )
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def history_table(
+    history: dict[str, Sequence[float]],
+    epoch_seconds: Sequence[float] | None = None,
+    *,
+    caption: str | None = None,
+) -> Table:
+    """One row per epoch of a Keras training history: the compact form of ``fit``'s log.
+
+    Parameters
+    ----------
+    history : dict of str to sequence of float
+        ``History.history`` (or :attr:`cnnbook.training.TrainResult.history`): per-epoch
+        ``loss`` and, where present, ``accuracy``, ``val_loss``, ``val_accuracy``.
+    epoch_seconds : sequence of float, optional
+        Wall-clock seconds of each epoch, shown as a last column.
+    caption : str, optional
+        Shown above the table.
+
+    Returns
+    -------
+    Table
+        Columns: epoch, then the losses (4 decimals) and accuracies (percent, 2 decimals) found.
+    """
+    if "loss" not in history:
+        raise ValueError(f"history must hold at least 'loss' for each epoch; it has {sorted(history)}.")
+    epochs = len(history["loss"])
+    names = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in history]
+    for name in names:
+        if len(history[name]) != epochs:
+            raise ValueError(f"history[{name!r}] has {len(history[name])} values for {epochs} epochs.")
+    if epoch_seconds is not None and len(epoch_seconds) != epochs:
+        raise ValueError(f"epoch_seconds has {len(epoch_seconds)} values for {epochs} epochs.")
+    columns = ["epoch"] + [n.replace("val_", "validation ").replace("_", " ") for n in names]
+    rows = []
+    for e in range(epochs):
+        row: list[Any] = [f"{e + 1}"]
+        for name in names:
+            value = float(history[name][e])
+            row.append(f"{value:.2%}" if name.endswith("accuracy") else f"{value:.4f}")
+        if epoch_seconds is not None:
+            row.append(f"{float(epoch_seconds[e]):.1f}")
+        rows.append(tuple(row))
+    if epoch_seconds is not None:
+        columns.append("seconds")
+    return Table(tuple(columns), tuple(rows), caption)
 
 
 def report_table(report: dict[str, Any], digits: int = 3) -> Table:
