@@ -53,17 +53,26 @@ def test_predict_proba_applies_softmax_to_logits():
         evaluation.predict_proba(model, np.zeros((2, 4)), batch_size=0)
 
 
+class FakeKerasModel(FakeModel):
+    """Also callable, like a Keras model: ``model(x, training=False)``."""
+
+    def __call__(self, x, training=None):
+        self.calls.append((np.asarray(x).shape, training))
+        return np.tile(self.logits, (len(x), 1))
+
+
 def test_predict_labels_of_a_keras_like_model_is_the_argmax_of_its_outputs():
-    model = FakeModel([0.1, 2.0, -1.0])
+    model = FakeKerasModel([0.1, 2.0, -1.0])
     labels = evaluation.predict_labels(model, np.zeros((6, 28, 28, 1)), batch_size=4)
     assert labels.tolist() == [1] * 6 and labels.dtype == np.int64
-    assert model.calls == [((6, 28, 28, 1), 4)]  # images as they are, batched
+    # The images as they are, in batches of at most 4, in inference mode.
+    assert model.calls == [((4, 28, 28, 1), False), ((2, 28, 28, 1), False)]
     with pytest.raises(ValueError, match="batch_size"):
         evaluation.predict_labels(model, np.zeros((2, 4, 4)), batch_size=0)
     with pytest.raises(ValueError, match="non-empty"):
         evaluation.predict_labels(model, np.zeros((0, 4, 4)))
     with pytest.raises(ValueError, match="N×K"):
-        evaluation.predict_labels(FakeModel([[[1.0]]]), np.zeros((2, 4, 4)))
+        evaluation.predict_labels(FakeKerasModel([[[1.0]]]), np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="Keras model or a scikit-learn"):
         evaluation.predict_labels(object(), np.zeros((2, 4, 4)))
 

@@ -2,8 +2,8 @@
 confident mistakes, calibration and top-k predictions.
 
 Everything here works on arrays (labels, probabilities) or calls an already
-trained model's ``predict``; nothing trains.  TensorFlow is never imported: a
-model is used only through its ``predict`` method.
+trained model (its ``predict``, or the model itself); nothing trains.
+TensorFlow is never imported: a model is used only through those calls.
 """
 
 from __future__ import annotations
@@ -137,13 +137,14 @@ def predict_labels(model: Any, images: Any, batch_size: int = 1024) -> np.ndarra
     Parameters
     ----------
     model : keras.Model or scikit-learn classifier
-        A Keras model (anything with ``predict(x, batch_size=..., verbose=0)``
-        returning ``N×K`` scores), or a fitted scikit-learn classifier (it has
-        ``get_params`` and ``classes_``) trained on flattened images.
+        A Keras model (anything callable as ``model(x, training=False)``
+        returning ``n×K`` scores for a batch of ``n`` images), or a fitted
+        scikit-learn classifier (it has ``get_params`` and ``classes_``)
+        trained on flattened images.
     images : array-like
         ``N×H×W(×C)`` images, at least one.
     batch_size : int
-        Batch size of the Keras model's ``predict`` (at least 1); not used by
+        Images per call of the Keras model (at least 1); not used by
         scikit-learn.
 
     Returns
@@ -166,9 +167,13 @@ def predict_labels(model: Any, images: Any, batch_size: int = 1024) -> np.ndarra
         if not hasattr(model, "classes_"):
             raise ValueError(f"{type(model).__name__} is not a fitted classifier: fit it first.")
         return np.asarray(model.predict(x.reshape(len(x), -1))).astype(np.int64)
-    if not hasattr(model, "predict"):
+    if not callable(model):
         raise ValueError(f"expected a Keras model or a scikit-learn classifier, got {type(model).__name__}.")
-    scores = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    # Calling the model eagerly, batch by batch, rather than model.predict: a chapter that scores
+    # many freshly built models would otherwise trace a new predict function for each (and TensorFlow
+    # warns about the retracing).
+    scores = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
+                             for i in range(0, len(x), batch_size)])
     if scores.ndim != 2 or len(scores) != len(x):
         raise ValueError(f"the model's output should be N×K scores for N = {len(x)}; got shape {scores.shape}.")
     return scores.argmax(axis=1).astype(np.int64)
