@@ -78,6 +78,19 @@ def test_beyond_digits_chapter(chapter_runner):
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
     }
+    # The train/validation gap, from the history of the one CI epoch.
+    assert g["final_gap"] == pytest.approx(100 * (g["final_train_accuracy"] - g["final_val_accuracy"]))
+    assert g["min_val_loss"] <= g["final_val_loss"] and 1 <= g["min_val_loss_epoch"] <= g["epochs_run"]
+    # The schedule comparison on the validation split: both runs with their CI epochs, paired by McNemar.
+    assert g["recipe_epochs"] == g["shorter_epochs"] == 1
+    assert 0.1 < g["shorter_best_val_accuracy"] <= 1 and g["shorter_training_seconds"] > 0
+    assert g["schedule_val_gap"] == pytest.approx(100 * (g["best_val_accuracy"] - g["shorter_best_val_accuracy"]))
+    assert 0 <= g["schedule_p_value"] <= 1 and g["schedule_only_recipe"] >= 0 and g["schedule_only_shorter"] >= 0
+    # The paired counts explain the accuracy difference: each one-sided right answer is one image of 5,000.
+    assert (g["schedule_only_recipe"] - g["schedule_only_shorter"]) / g["validation_images"] == pytest.approx(
+        g["schedule_val_gap"] / 100, abs=1e-6)
+    assert g["schedule_difference"] == (
+        "a measurable difference" if g["schedule_p_value"] < 0.05 else "no measurable difference")
 
 
 
@@ -126,6 +139,17 @@ def test_stored_fashion_run_meets_its_bar():
     assert g["test_accuracy"] >= 0.92
     assert g["best_val_accuracy"] >= 0.925
     assert g["chapter_seconds"] <= 5 * 60  # the full run's promise, on 2 CPU cores
+
+
+def test_stored_fashion_run_shows_why_its_epochs():
+    """The 20 epochs against MNIST's 12, on the validation split, and the train/validation gap (full run)."""
+    g = _stored("07_beyond_digits")
+    assert (g["recipe_epochs"], g["shorter_epochs"]) == (20, 12) and g["epochs_run"] == 20
+    assert g["schedule_val_gap"] == pytest.approx(100 * (g["best_val_accuracy"] - g["shorter_best_val_accuracy"]))
+    assert g["schedule_difference"] == (
+        "a measurable difference" if g["schedule_p_value"] < 0.05 else "no measurable difference")
+    assert g["final_gap"] > 0  # the network fits its training images better than new ones
+    assert g["precision"] == "float32"
 
 
 def test_stored_fashion_run_measures_how_much_harder_it_is():

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+
+from cnnbook import book
 
 pytestmark = pytest.mark.notebook
 
@@ -73,12 +78,49 @@ def test_cnn_vs_traditional_chapter(chapter_runner):
     assert by_distance["CNN"][0] == curve["CNN"][2000]["val_accuracy"]
     assert by_distance["random forest"][0] == curve["random forest"][2000]["val_accuracy"]
 
-    # Depth experiment and the generated verdicts on the article's claims.
-    assert sorted(g["depth"]) == [1, 2, 3]
-    assert g["depth"][2]["parameters"] == 34826
-    assert set(g["claims"]) == {"representational_power", "accuracy", "scalability"}
-    assert isinstance(g["claims"]["representational_power"], bool)
-    assert all(f"{k}_published_gap" in g for k in ("lr", "rf", "cnn"))
+    # Depth experiment: every depth trained with the CI's 2 seeds; the two-stage network's first seed is the
+    # learning curve's run at the same size.
+    depth = g["depth"]
+    assert sorted(depth) == [1, 2, 3]
+    assert depth[2]["parameters"] == 34826
+    assert g["depth_seeds"] == 2 and g["depth_images"] == 1000
+    for stages, row in depth.items():
+        assert len(row["val_accuracies"]) == 2 and all(0.1 < a <= 1 for a in row["val_accuracies"])
+        assert row["min"] <= row["mean"] <= row["max"]
+        assert row["spread_points"] == pytest.approx(100 * (row["max"] - row["min"])) and row["spread_points"] >= 0
+        assert g[f"depth_{stages}_mean"] == row["mean"] and g[f"depth_{stages}_spread"] == row["spread_points"]
+    assert depth[2]["val_accuracies"][0] == curve["CNN"][1000]["val_accuracy"]
+
+    # The verdicts follow the rules stated beside them.
+    verdicts = ("holds", "partly holds", "does not hold")
+    for name in ("representation", "accuracy", "scalability"):
+        assert g[f"verdict_{name}"] in verdicts
+    for fewer, more in ((1, 2), (2, 3)):
+        diff = 100 * (depth[more]["mean"] - depth[fewer]["mean"])
+        noise = max(depth[fewer]["spread_points"], depth[more]["spread_points"])
+        assert g[f"depth_diff_{fewer}{more}"] == pytest.approx(diff)
+        expected = ("raised accuracy" if diff > noise else "lowered accuracy" if diff < -noise
+                    else "no measurable difference")
+        assert g[f"depth_step_{fewer}{more}"] == expected
+    raised = [g[f"depth_step_{s}"] for s in ("12", "23")].count("raised accuracy")
+    assert g["verdict_scalability"] == verdicts[2 - raised]
+    best = max(results, key=lambda name: results[name]["test_accuracy"])
+    assert g["best_test_model"] == best
+    if best != "CNN":
+        assert g["verdict_representation"] == g["verdict_accuracy"] == "does not hold"
+    assert g["runner_up_model"] != best and 0 <= g["best_vs_runner_up_p"] <= 1
+    if g["verdict_representation"] == "holds":
+        assert best == "CNN" and g["best_vs_runner_up_p"] < 0.05
+    assert g["verdict_accuracy"] != "holds" or results["CNN"]["shifted_accuracy"] >= g["shift_bar"]
+    assert g["claims"] == {"representational_power": g["verdict_representation"] == "holds",
+                           "accuracy": g["verdict_accuracy"], "scalability": g["verdict_scalability"]}
+    for k, name in (("lr", "logistic regression"), ("rf", "random forest"), ("cnn", "CNN")):
+        test_accuracy = results[name]["test_accuracy"]
+        assert g[f"{k}_published_gap"] == pytest.approx(100 * (test_accuracy - g[f"{k}_published_accuracy"]))
+        assert g[f"{k}_shift_drop"] == pytest.approx(100 * (test_accuracy - results[name]["shifted_accuracy"]))
+    assert g["cnn_shift1_accuracy"] == by_distance["CNN"][1]
+    assert g["lr_shift4_accuracy"] == by_distance["logistic regression"][4]
+    assert g["most_robust_model"] == max(by_distance, key=lambda name: by_distance[name][-1])
     # No wall-clock bar here: this is the CI run, timed under whatever load the test machine has.
     assert g["chapter_seconds"] > 0
 
@@ -102,3 +144,18 @@ def test_cnn_vs_traditional_exercise_solution(chapter_runner):
         assert 0.1 < g[f"ex02_lr_{name}_val"] <= 1
         assert 0 <= g[f"ex02_lr_{name}_shifted_val"] <= 1
     assert g["ex02_lr_augmented_shifted_val"] > g["ex02_lr_plain_shifted_val"]
+
+
+def test_stored_cnn_vs_traditional_run():
+    """The stored full run: the depth experiment has ≥ 3 seeds per depth and its verdict follows the rule."""
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "02_cnn_vs_traditional.ipynb").read_text())
+    assert nb["metadata"]["cnnbook"].get("parameters") == {}, "chapter 2 holds no full run"
+    g = book.read_glued(nb)
+    assert g["train_images"] == 55000 and g["test_images"] == 10000
+    assert g["depth_seeds"] >= 3 and g["depth_images"] == 5000
+    depth = g["depth"]
+    assert all(len(row["val_accuracies"]) == g["depth_seeds"] and row["spread_points"] >= 0 for row in depth.values())
+    raised = [g[f"depth_step_{s}"] for s in ("12", "23")].count("raised accuracy")
+    assert g["verdict_scalability"] == ("holds", "partly holds", "does not hold")[2 - raised]
+    assert g["results"]["CNN"]["test_accuracy"] >= 0.985  # keras-io's convnet, 4 epochs on the full split
+    assert g["chapter_seconds"] <= 5 * 60  # the full run's promise, on 2 CPU cores

@@ -53,6 +53,52 @@ def test_predict_proba_applies_softmax_to_logits():
         evaluation.predict_proba(model, np.zeros((2, 4)), batch_size=0)
 
 
+class FakeKerasModel(FakeModel):
+    """Also callable, like a Keras model: ``model(x, training=False)``."""
+
+    def __call__(self, x, training=None):
+        self.calls.append((np.asarray(x).shape, training))
+        return np.tile(self.logits, (len(x), 1))
+
+
+def test_predict_labels_of_a_keras_like_model_is_the_argmax_of_its_outputs():
+    model = FakeKerasModel([0.1, 2.0, -1.0])
+    labels = evaluation.predict_labels(model, np.zeros((6, 28, 28, 1)), batch_size=4)
+    assert labels.tolist() == [1] * 6 and labels.dtype == np.int64
+    # The images as they are, in batches of at most 4, in inference mode.
+    assert model.calls == [((4, 28, 28, 1), False), ((2, 28, 28, 1), False)]
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluation.predict_labels(model, np.zeros((2, 4, 4)), batch_size=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        evaluation.predict_labels(model, np.zeros((0, 4, 4)))
+    with pytest.raises(ValueError, match="N×K"):
+        evaluation.predict_labels(FakeKerasModel([[[1.0]]]), np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match="Keras model or a scikit-learn"):
+        evaluation.predict_labels(object(), np.zeros((2, 4, 4)))
+
+
+def test_predict_labels_of_a_scikit_learn_classifier_flattens_the_images():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    images = rng.random((60, 4, 4, 1))
+    y = (images[:, 0, 0, 0] > 0.5).astype(int) * 7  # class 0 or 7: labels, not column indices
+    fitted = LogisticRegression(max_iter=500).fit(images.reshape(60, -1), y)
+    labels = evaluation.predict_labels(fitted, images)
+    assert labels.dtype == np.int64 and set(labels.tolist()) <= {0, 7}
+    np.testing.assert_array_equal(labels, fitted.predict(images.reshape(60, -1)))
+    with pytest.raises(ValueError, match="not a fitted classifier"):
+        evaluation.predict_labels(LogisticRegression(), images)
+
+
+def test_predict_labels_of_a_keras_model_agrees_with_calling_it():
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    images = np.random.default_rng(1).random((10, 4, 4, 1)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(images, training=False)).argmax(axis=1)
+    np.testing.assert_array_equal(evaluation.predict_labels(model, images, batch_size=3), expected)
+
+
 def test_top_k_one_and_many():
     classes, values = evaluation.top_k(np.array([0.1, 0.5, 0.15, 0.25]), k=3)
     assert classes.tolist() == [1, 3, 2]

@@ -2,8 +2,8 @@
 confident mistakes, calibration and top-k predictions.
 
 Everything here works on arrays (labels, probabilities) or calls an already
-trained model's ``predict``; nothing trains.  TensorFlow is never imported: a
-model is used only through its ``predict`` method.
+trained model (its ``predict``, or the model itself); nothing trains.
+TensorFlow is never imported: a model is used only through those calls.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "mcnemar",
     "most_confident_mistakes",
     "predict_image",
+    "predict_labels",
     "predict_proba",
     "history_table",
     "report_table",
@@ -123,6 +124,60 @@ def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bo
     if out.ndim != 2:
         raise ValueError(f"the model's output should be N×K scores; got shape {out.shape}.")
     return softmax(out) if from_logits else out.astype(np.float32)
+
+
+def predict_labels(model: Any, images: Any, batch_size: int = 1024) -> np.ndarray:
+    """Predicted class indices of a Keras model or of a fitted scikit-learn classifier.
+
+    One call for both kinds of model, so that a comparison scores them alike: a
+    Keras model gets the images as they are and its outputs (logits or
+    probabilities: the argmax is the same) are reduced to the best class; a
+    scikit-learn classifier gets each image flattened to one row of pixels, as
+    it was trained (:func:`cnnbook.baselines.flatten`).
+
+    Parameters
+    ----------
+    model : keras.Model or scikit-learn classifier
+        A Keras model (anything callable as ``model(x, training=False)``
+        returning ``n×K`` scores for a batch of ``n`` images), or a fitted
+        scikit-learn classifier (it has ``get_params`` and ``classes_``)
+        trained on flattened images.
+    images : array-like
+        ``N×H×W(×C)`` images, at least one.
+    batch_size : int
+        Images per call of the Keras model (at least 1); not used by
+        scikit-learn.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``N`` int64 class indices.
+
+    Raises
+    ------
+    ValueError
+        No images, a bad batch size, an unfitted scikit-learn model, or a
+        Keras model whose output is not ``N×K``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    x = np.asarray(images)
+    if x.ndim < 2 or len(x) == 0:
+        raise ValueError(f"images must be a non-empty batch N×H×W(×C); got shape {x.shape}.")
+    if hasattr(model, "get_params"):  # a scikit-learn estimator (Keras models have no get_params)
+        if not hasattr(model, "classes_"):
+            raise ValueError(f"{type(model).__name__} is not a fitted classifier: fit it first.")
+        return np.asarray(model.predict(x.reshape(len(x), -1))).astype(np.int64)
+    if not callable(model):
+        raise ValueError(f"expected a Keras model or a scikit-learn classifier, got {type(model).__name__}.")
+    # Calling the model eagerly, batch by batch, rather than model.predict: a chapter that scores
+    # many freshly built models would otherwise trace a new predict function for each (and TensorFlow
+    # warns about the retracing).
+    scores = np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
+                             for i in range(0, len(x), batch_size)])
+    if scores.ndim != 2 or len(scores) != len(x):
+        raise ValueError(f"the model's output should be N×K scores for N = {len(x)}; got shape {scores.shape}.")
+    return scores.argmax(axis=1).astype(np.int64)
 
 
 def accuracy(y_true: Any, y_pred: Any) -> float:
