@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -456,3 +457,15 @@ def test_stored_outputs_name_the_data_folder_by_its_variable(tmp_path, monkeypat
     out = book.execute(path, timeout=120)
     text = "".join(o.get("text", "") for o in out.cells[0].outputs)
     assert text == "read from: $CNNBOOK_DATA_DIR/mnist\n"
+
+
+def test_stored_chapters_keep_their_figures_in_a_headless_shell(tmp_path, monkeypatch):
+    """MPLBACKEND=Agg (CI's setting) must not reach the kernel: Agg would draw every figure into nothing."""
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = _notebook(new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1], [1, 0]);"))
+    path = tmp_path / "09_figure.ipynb"
+    nbformat.write(nb, path)
+    out = book.execute(path, timeout=120)
+    assert [o.output_type for o in out.cells[0].outputs] == ["display_data"]
+    assert "image/png" in out.cells[0].outputs[0].data
+    assert os.environ["MPLBACKEND"] == "Agg"  # restored for the rest of this process

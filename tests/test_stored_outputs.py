@@ -5,7 +5,8 @@ Read from the stored notebooks, without executing anything:
 * no folder of the machine that ran them (a data folder, the venv, a home or temp folder);
 * no native TensorFlow log lines (absl/oneDNN/CUDA start-up chatter);
 * no stray echoes: a value shown only because a ``glue(...)`` call ended its cell;
-* no per-epoch Keras logs (two lines an epoch), except where listed below with the reason.
+* no per-epoch Keras logs (two lines an epoch), except where listed below with the reason;
+* a chapter that draws shows its figures (a kernel started with ``MPLBACKEND=Agg`` stores none).
 """
 
 from __future__ import annotations
@@ -87,6 +88,18 @@ def test_no_per_epoch_keras_logs(path):
     for i, cell in enumerate(_code_cells(path)):
         epochs = sum(len(EPOCH_LOG.findall(text)) for text in _texts(cell))
         assert epochs <= 1, f"code cell {i} prints Keras' log of {epochs} epochs; show a compact table instead"
+
+
+DRAWS = re.compile(r"\bplots\.\w+\(|\bplt\.(?:subplots|figure|imshow|plot)\(")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapters_that_draw_show_their_figures(path):
+    cells = _code_cells(path)
+    drawing = [i for i, c in enumerate(cells) if DRAWS.search("".join(c["source"]))]
+    without = [i for i in drawing
+               if not any("image/png" in o.get("data", {}) for o in cells[i].get("outputs", []))]
+    assert not without, f"code cells {without} draw a figure but the stored chapter shows none"
 
 
 def test_the_rules_catch_what_they_promise():

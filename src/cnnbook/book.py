@@ -620,7 +620,7 @@ def execute(
     nbformat.write(source, str(clean_input))
     start = time.perf_counter()
     try:
-        with _expected_errors_allowed():
+        with _expected_errors_allowed(), _inline_figures():
             nb = papermill.execute_notebook(
                 str(clean_input),
                 str(running),
@@ -669,6 +669,24 @@ def _drop_native_log_lines(nb: Any) -> None:
             outputs.append(out)
         if "outputs" in cell:
             cell["outputs"] = outputs
+
+
+@contextlib.contextmanager
+def _inline_figures() -> Iterator[None]:
+    """Let the kernel store its figures in the chapter, whatever ``MPLBACKEND`` says here.
+
+    A headless shell (CI, ``MPLBACKEND=Agg``) passes its backend on to the kernel, where
+    Agg draws figures into memory and never shows them: the stored chapter would have none.
+    """
+    before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = before
 
 
 def _machine_paths(repository: Path) -> list[tuple[str, str]]:
