@@ -561,7 +561,7 @@ def randomisation_check(
     target: Any = None,
     *,
     seed: int = 0,
-) -> list[tuple[str, float]]:
+) -> list[tuple[str, np.ndarray]]:
     """Adebayo et al.'s model-randomisation test: does the map depend on the learned weights?
 
     On a copy of ``model``, re-initialise the layers with weights (convolutions
@@ -586,10 +586,11 @@ def randomisation_check(
 
     Returns
     -------
-    list of (str, float)
-        ``("trained", 1.0)`` first, then for each step the name of the layer
-        re-initialised last and the mean rank correlation of the maps with the
-        trained model's (1: unchanged; near 0: unrelated).
+    list of (str, numpy.ndarray)
+        ``("trained", ones)`` first, then for each step the name of the layer
+        re-initialised last and the rank correlation of each image's map with
+        the trained model's (1: unchanged; near 0: unrelated), see
+        :func:`rank_correlation`; ``.mean()`` of the last entry is the usual summary.
     """
     import keras
 
@@ -602,8 +603,8 @@ def randomisation_check(
                 or getattr(layer, "depthwise_kernel", None) is not None]
     if not weighted:
         raise ValueError(f"{model.name} has no convolution or dense layer to re-initialise.")
-    rows = [("trained", 1.0)]
+    rows = [("trained", np.ones(len(x)))]
     for step, layer in enumerate(reversed(weighted)):
         _reinitialise(layer, seed + step)
-        rows.append((layer.name, float(rank_correlation(original, method(copy, x, targets)).mean())))
+        rows.append((layer.name, rank_correlation(original, method(copy, x, targets))))
     return rows
