@@ -32,6 +32,9 @@ def _check_consistency(g: dict) -> None:
     """What must hold for any run: ranges, and verdicts that follow from the chapter's own numbers."""
     assert 0.0 <= g["initial_edge_median"] <= 1.0 and 0.0 <= g["learned_edge_median"] <= 1.0
     assert 0 <= g["learned_edge_kernels"] <= 16 and 0 <= g["initial_edge_kernels"] <= 16
+    assert g["edge_verdict"] == ("more" if g["edge_rank_p"] < 0.05 else "no more")
+    assert g["ex11_stage2_verdict"] == ("falls faster" if g["ex11_area_stage2"] < g["ex11_area_stage3"]
+                                        else "does not fall faster")
     for m in METHODS:
         assert -1.0 <= g[f"random_corr_{m}"] <= 1.0
         assert 0.0 <= g[f"deletion_area_{m}"] <= 0.5  # accuracy ≤ 1 over fractions 0 … 0.5
@@ -66,6 +69,7 @@ def test_inside_chapter_values(chapter_runner):
     # covering the strokes removes the evidence, covering the background does not.
     assert g["deletion_area_occlusion"] < g["deletion_area_random"]
     assert g["occlusion_ms"] > g["gradient_ms"]  # one prediction per position against one gradient
+    assert g["random_corr_grad_cam"] < 1.0 and g["random_corr_occlusion"] < 1.0
     assert g["chapter_seconds"] < 300
 
 
@@ -80,11 +84,14 @@ def test_stored_full_run():
     assert g["mnist_test_accuracy"] >= 0.99  # the Part I model
     assert g["cifar_val_accuracy"] > 0.4  # short training, but far above chance (10 %)
     # What the prose says about the measured results.
-    assert g["learned_edge_median"] > g["initial_edge_median"]
+    assert g["learned_edge_kernels"] > g["initial_edge_kernels"]  # "a few first-layer kernels are edge detectors"
     assert g["random_corr_smoothgrad"] > g["random_corr_grad_cam"]
     assert g["random_corr_smoothgrad"] > g["random_corr_occlusion"]
     assert "occlusion" in _listed(g["deletion_passing"]) and "occlusion" in _listed(g["both_passing"])
     assert "SmoothGrad" not in _listed(g["randomisation_passing"])
     assert g["deletion_area_grad_cam"] > max(g["deletion_area_gradient"], g["deletion_area_occlusion"])
     assert g["deletion_at_10_random"] > g["deletion_at_10_occlusion"]
+    assert g["random_corr_gradient"] > max(g["random_corr_grad_cam"], g["random_corr_occlusion"]) + 0.2  # "far from unrelated"
+    assert g["occlusion_ms"] > g["gradient_ms"]  # "the slowest"
+    assert g["pair_a"] in ("cat", "dog") and g["pair_b"] in ("cat", "dog")  # the prose's title asks "cat or dog?"
     assert g["chapter_seconds"] <= 10 * 60

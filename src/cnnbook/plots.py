@@ -783,6 +783,8 @@ def _heat(ax: Any, image: np.ndarray, heatmap: np.ndarray, alpha: float, cmap: s
     top = float(np.abs(h).max())
     scaled = h / top if top > 0 else h
     signed = bool((h < 0).any())
+    if signed:  # leave the image visible where the map is about zero (most places, for occlusion)
+        scaled = np.ma.masked_where(np.abs(scaled) < 0.05, scaled)
     ax.imshow(scaled, cmap="RdBu_r" if signed else cmap, vmin=-1 if signed else 0, vmax=1, alpha=alpha)
     ax.set_xticks([])
     ax.set_yticks([])
