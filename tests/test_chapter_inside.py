@@ -25,7 +25,8 @@ def _listed(text: str) -> set[str]:
 def test_ci_parameters_are_declared():
     assert book.ci_parameters(CHAPTER) == {
         "mnist_train_size": 2000, "mnist_epochs": 1, "check_images": 40, "randomisation_images": 16,
-        "smoothgrad_samples": 4, "cifar_train_size": 1000, "cifar_epochs": 1, "cifar_width": 8, "seed": 0}
+        "smoothgrad_samples": 4, "cifar_train_size": 1000, "cifar_epochs": 1, "cifar_width": 8,
+        "photo_images": 20, "seed": 0}
 
 
 def _check_consistency(g: dict) -> None:
@@ -49,6 +50,13 @@ def _check_consistency(g: dict) -> None:
         if g[f"random_corr_{m}"] >= g["trust_threshold"]:
             assert NAMES[m] not in randomisation, m
     assert randomisation | _listed(g["randomisation_failing"]) == set(NAMES.values())
+    photo = _listed(g["photo_deletion_passing"])
+    assert photo | _listed(g["photo_deletion_failing"]) == set(NAMES.values()) and not photo & _listed(
+        g["photo_deletion_failing"])
+    for m in METHODS:
+        assert 0.0 <= g[f"photo_area_{m}"] <= 0.5
+        expected = g[f"photo_area_{m}"] < g["photo_area_random"] and g[f"photo_p_{m}"] < 0.05
+        assert (NAMES[m] in photo) == expected, m
     assert _listed(g["both_passing"]) == deletion & randomisation
     assert g["both_passing_count"] == len(deletion & randomisation)
     assert g["pair_a"] != g["pair_b"] and g["pair_count"] >= 0
@@ -64,6 +72,7 @@ def test_inside_chapter_values(chapter_runner):
     assert g["cifar_train_images"] == ci["cifar_train_size"] and g["cifar_epochs"] == ci["cifar_epochs"]
     assert g["mnist_test_accuracy"] > 0.5  # even one epoch on 2,000 digits is far above chance
     assert g["mistakes_shown"] == 4
+    assert g["photo_images"] == ci["photo_images"]
     _check_consistency(g)
     # Even a model trained for one epoch is explained by occlusion better than by random deletion:
     # covering the strokes removes the evidence, covering the background does not.
