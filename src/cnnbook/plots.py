@@ -23,15 +23,19 @@ __all__ = [
     "architecture",
     "class_balance",
     "confusion_matrix",
+    "deletion_curves",
     "digit_predictions",
+    "explanation_grid",
     "feature_maps",
     "image_grid",
+    "kernels",
     "learning_curves",
     "learning_rate",
     "mistakes_gallery",
     "pixel_histogram",
     "preprocessing_steps",
     "reliability_diagram",
+    "saliency_overlay",
 ]
 
 
@@ -690,5 +694,247 @@ def learning_rate(rates: Sequence[float] | np.ndarray, *, steps_per_epoch: int |
     ax.set_ylabel("learning rate")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- Inside the CNN: kernels and saliency maps (chapter 11) -------------------------
+
+
+def kernels(
+    weights: np.ndarray,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    *,
+    title: str | None = None,
+    values: bool = False,
+) -> Figure:
+    """Small convolution kernels, one panel each, red positive and blue negative around white zero.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        ``kh×kw×1×C`` (a Conv2D kernel on one input channel), ``kh×kw×C`` or
+        ``C×kh×kw`` when ``C`` differs from ``kw``; ``kh×kw`` for one kernel.
+    titles : sequence of str, optional
+        One title per kernel (default its index).
+    ncols : int
+        Panels per row.
+    title : str, optional
+        Title of the figure.
+    values : bool
+        Write each weight in its cell (readable for 3×3 kernels).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 4:
+        if w.shape[2] != 1:
+            raise ValueError(f"kernels draws kernels of one input channel; got {w.shape[2]} input channels.")
+        w = np.moveaxis(w[:, :, 0, :], -1, 0)
+    elif w.ndim == 3 and w.shape[0] == w.shape[1] and w.shape[2] != w.shape[1]:
+        w = np.moveaxis(w, -1, 0)
+    elif w.ndim == 2:
+        w = w[None]
+    if w.ndim != 3:
+        raise ValueError(f"weights must be kh×kw×1×C, kh×kw×C, C×kh×kw or kh×kw; got {np.shape(weights)}.")
+    n = len(w)
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{n} kernels but {len(titles)} titles.")
+    nrows, ncols = _grid_shape(n, ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.25 * ncols, 1.35 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        limit = max(float(np.abs(w[i]).max()), 1e-12)
+        ax.imshow(w[i], cmap="RdBu_r", vmin=-limit, vmax=limit)
+        if values:
+            for (r, c), v in np.ndenumerate(w[i]):
+                ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=6)
+        ax.set_title(titles[i] if titles is not None else str(i), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _one_image(image: Any) -> np.ndarray:
+    """One ``H×W``, ``H×W×1`` or ``H×W×3`` image → what imshow understands."""
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+        raise ValueError(f"an image must have shape H×W, H×W×1 or H×W×3; got {np.asarray(image).shape}.")
+    return np.clip(arr, 0.0, 1.0) if arr.dtype.kind == "f" and arr.ndim == 3 else arr
+
+
+def _heat(ax: Any, image: np.ndarray, heatmap: np.ndarray, alpha: float, cmap: str) -> None:
+    """Draw ``image`` in grey (or colour) and ``heatmap``, scaled to its own largest absolute value, over it."""
+    img = _one_image(image)
+    h = np.asarray(heatmap, dtype=np.float64)
+    if h.shape != img.shape[:2]:
+        raise ValueError(f"a map must have the image's height and width {img.shape[:2]}; got {h.shape}.")
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+    top = float(np.abs(h).max())
+    scaled = h / top if top > 0 else h
+    signed = bool((h < 0).any())
+    if signed:  # leave the image visible where the map is about zero (most places, for occlusion)
+        scaled = np.ma.masked_where(np.abs(scaled) < 0.05, scaled)
+    ax.imshow(scaled, cmap="RdBu_r" if signed else cmap, vmin=-1 if signed else 0, vmax=1, alpha=alpha)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def saliency_overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    *,
+    title: str | None = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+) -> Figure:
+    """One image beside the same image with a saliency map laid over it.
+
+    The map is scaled to its largest absolute value; a signed map (occlusion)
+    is drawn red for positive and blue for negative.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``H×W``, ``H×W×1`` or ``H×W×3`` (floats in [0, 1]).
+    heatmap : numpy.ndarray
+        ``H×W``.
+    title : str, optional
+        Title of the figure (e.g. the prediction).
+    alpha : float
+        Opacity of the map, in [0, 1].
+    cmap : str
+        Colour map of a non-negative map.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(5, 2.8))
+    img = _one_image(image)
+    axes[0].imshow(img, cmap="gray" if img.ndim == 2 else None)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+    axes[0].set_title("input", fontsize=9)
+    _heat(axes[1], image, heatmap, alpha, cmap)
+    axes[1].set_title("where it looks", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def explanation_grid(
+    images: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    *,
+    row_titles: Sequence[str] | None = None,
+    title: str | None = None,
+    alpha: float = 0.55,
+    cmap: str = "jet",
+) -> Figure:
+    """One row per image: the image, then each method's map laid over it.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``N×H×W[×C]``.
+    maps : mapping of str to numpy.ndarray
+        Method name → ``N×H×W`` maps (each scaled per image for display).
+    row_titles : sequence of str, optional
+        One label per image (e.g. "true 4, said 9 (97 %)").
+    title : str, optional
+        Title of the figure.
+    alpha : float
+        Opacity of the maps.
+    cmap : str
+        Colour map of non-negative maps.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    imgs = _as_images(images)
+    n = len(imgs)
+    if not maps:
+        raise ValueError("maps holds no method.")
+    for name, m in maps.items():
+        if np.shape(m)[:1] != (n,):
+            raise ValueError(f"maps[{name!r}] must hold one map per image ({n}); got shape {np.shape(m)}.")
+    if row_titles is not None and len(row_titles) != n:
+        raise ValueError(f"{n} images but {len(row_titles)} row titles.")
+    ncols = 1 + len(maps)
+    fig, axes = plt.subplots(n, ncols, figsize=(1.6 * ncols, 1.65 * n + (0.4 if title else 0.2)), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(imgs[i], cmap="gray" if imgs[i].ndim == 2 else None)
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
+        if row_titles is not None:
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=7)
+        for j, (name, m) in enumerate(maps.items(), start=1):
+            _heat(axes[i, j], imgs[i], np.asarray(m)[i], alpha, cmap)
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def deletion_curves(
+    fractions: Sequence[float] | np.ndarray,
+    curves: Mapping[str, Sequence[float] | np.ndarray],
+    *,
+    ylabel: str = "accuracy",
+    title: str | None = None,
+) -> Figure:
+    """Accuracy (or probability) against the fraction of pixels deleted, one line per method.
+
+    A line named ``"random"`` is drawn dashed grey: the reference a useful map must fall below.
+
+    Parameters
+    ----------
+    fractions : sequence of float
+        The x values.
+    curves : mapping of str to sequence of float
+        Method name → one value per fraction.
+    ylabel : str
+        Label of the y axis.
+    title : str, optional
+        Title of the axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    x = np.asarray(fractions, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, y in curves.items():
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != x.shape:
+            raise ValueError(f"curves[{name!r}] has {y.shape} values for {x.shape} fractions.")
+        style = dict(color="tab:gray", linestyle="--") if name == "random" else dict(marker="o", markersize=3)
+        ax.plot(x, y, label=name, **style)
+    ax.set_xlabel("fraction of pixels deleted, most important first")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
