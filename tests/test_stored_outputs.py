@@ -31,7 +31,6 @@ EPOCH_LOG = re.compile(r"^Epoch \d+/\d+$", re.M)
 # Chapters still allowed Keras' own epoch log, and why.
 EPOCH_LOGS_ALLOWED = {
     "A1_article_code_repaired": "the appendix runs the article's listing as written, with Keras' default log",
-    "08_cifar10": "its 20-minute re-run is batched with the CIFAR-10 recipe change of the speed issue (10)",
 }
 
 
