@@ -22,6 +22,7 @@ TensorFlow's own ``tf.lite.Interpreter`` (deprecated, but in every TensorFlow).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -31,7 +32,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["VARIANTS", "LiteModel", "VariantResult", "compare_variants", "interpreter_backend", "to_tflite"]
+__all__ = ["VARIANTS", "LiteModel", "VariantResult", "compare_variants", "interpreter_backend", "to_saved_model",
+           "to_tflite"]
 
 #: The conversions :func:`to_tflite` knows.
 VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -47,9 +49,16 @@ def _quiet() -> Iterator[None]:
     try:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        with contextlib.redirect_stdout(open(os.devnull, "w")), warnings.catch_warnings():
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            yield
+            logger = logging.getLogger("tensorflow")  # "Assets written to ..." goes through Python logging
+            level = logger.level
+            logger.setLevel(logging.ERROR)
+            try:
+                yield
+            finally:
+                logger.setLevel(level)
     finally:
         sys.stdout.flush()
         os.dup2(saved[0], 1)
@@ -124,6 +133,32 @@ def to_tflite(model: Any, variant: str = "float32", representative: Any = None, 
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
         return bytes(converter.convert())
+
+
+def to_saved_model(model: Any, path: str | os.PathLike[str]) -> int:
+    """Write ``model``'s inference function as a TensorFlow SavedModel folder (``model.export``), quietly.
+
+    A SavedModel holds the computation graph and the weights, not Python code:
+    TensorFlow Serving, TensorFlow.js and the TFLite converter read it, and
+    ``tf.saved_model.load(path).serve(x)`` runs it without Keras or cnnbook.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model to export.
+    path : str or path-like
+        A folder that does not exist yet.
+
+    Returns
+    -------
+    int
+        Bytes written (all files of the folder).
+    """
+    if os.path.exists(path):
+        raise ValueError(f"{os.fspath(path)!r} exists; choose a new folder.")
+    with _quiet():
+        model.export(os.fspath(path), format="tf_saved_model")
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
 class LiteModel:
