@@ -110,7 +110,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from . import data, models, training
+    from . import data, models, training, workflows
 
     strategy = _strategy(args.mode, args.devices)
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"] if args.mode == "worker" else 0
@@ -175,6 +175,9 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
 
         strategy.run(replica_fn)
 
+    # A short run ends before BN's moving averages settle: re-estimate them on the same training
+    # images on every worker (then identical everywhere; the average below keeps them so).
+    workflows.refresh_batchnorm(model, splits.x_train[:workflows.REFRESH_IMAGES])
     average_statistics()
     seconds = time.perf_counter() - start
     history = {"loss": losses}

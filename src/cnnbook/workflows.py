@@ -12,9 +12,11 @@ work folder beside the output (``.<name>.partial``).  Run it again after a crash
 or Ctrl-C and it continues from the last finished epoch.  Every epoch draws its
 shuffle order and dropout masks from ``(seed, epoch)`` alone, never from what
 happened before, so a resumed run ends with *exactly* the weights of an
-uninterrupted one (:func:`cnnbook.training.fit_classifier`'s BackupAndRestore
-resumes too, but the resumed epochs reshuffle from the start of the seed's
-sequence and the dropout generator restarts, so its weights differ slightly).
+uninterrupted one.  (:func:`cnnbook.training.fit_classifier`'s BackupAndRestore
+resumes too, but not bit for bit: a resumed run builds a fresh ``tf.data``
+pipeline, whose seeded reshuffling starts its sequence again, a loaded model's
+dropout generator is not the saved one, and EarlyStopping's memory of the best
+epoch is not restored.)
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ import numpy as np
 __all__ = [
     "IMAGE_SUFFIXES",
     "PRECISIONS",
+    "REFRESH_IMAGES",
     "TRAINABLE",
     "ModelFileError",
     "evaluate_model",
     "format_evaluation",
     "image_files",
     "load_model_file",
+    "refresh_batchnorm",
     "train_to_file",
     "work_dir_for",
 ]
@@ -50,6 +54,9 @@ TRAINABLE = ("mnist", "fashion_mnist", "cifar10")
 
 #: ``--precision`` choices and the Keras dtype policy each means (``auto``: :func:`cnnbook.training.preferred_dtype`).
 PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16"}
+
+#: Training images :func:`train_to_file` re-estimates batch normalisation's statistics on after each epoch.
+REFRESH_IMAGES = 4096
 
 #: File name endings :func:`image_files` picks up in a folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
@@ -117,6 +124,52 @@ def load_model_file(path: str | os.PathLike[str], *, unsafe: bool = False,
 
 
 # --- Training ---------------------------------------------------------------------
+
+
+def refresh_batchnorm(model: Any, images: Any, batch_size: int = 256) -> int:
+    """Re-estimate every batch-normalisation layer's moving statistics on ``images``.
+
+    Batch normalisation keeps a moving average of each channel's mean and
+    variance (momentum 0.99: about the last hundred steps), starting from 0 and
+    1.  A short run — a few dozen steps, a quick ``--train-size`` run — ends
+    before that average has forgotten its start, and the model then predicts
+    badly although it trained well.  This replaces the averages by the plain
+    mean of the batch statistics over ``images`` (training images, passed in a
+    fixed order: the result depends only on the weights and the images).
+    Weights are not changed.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained model.
+    images : array-like
+        Training images, ``N×H×W×C`` as the model takes them (at least one).
+    batch_size : int
+        Images per forward pass (at least 1).
+
+    Returns
+    -------
+    int
+        The number of batch-normalisation layers refreshed.
+    """
+    import keras
+
+    images = np.asarray(images, dtype=np.float32)
+    if len(images) == 0 or batch_size < 1:
+        raise ValueError("refresh_batchnorm needs at least one image and a positive batch_size.")
+    layers = [layer for layer in model._flatten_layers(include_self=False)
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for k, start in enumerate(range(0, len(images), batch_size)):
+            for layer in layers:
+                layer.momentum = k / (k + 1)  # the k-th batch gets weight 1/(k+1): a plain average
+            model(images[start:start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return len(layers)
+
 
 
 def work_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -310,10 +363,13 @@ def train_to_file(
         train_ds = data.make_pipeline(splits.x_train, splits.y_train, batch_size=config.batch_size,
                                       shuffle=True, seed=_epoch_seed(seed, epoch), augment=augment)
         start = time.perf_counter()
-        history = model.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
+        history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
                             verbose=0, callbacks=[bar.callback(epoch), *callbacks])
-        seconds = time.perf_counter() - start
+        # Settle batch normalisation's moving statistics (a short run ends before they do), then validate.
+        refresh_batchnorm(model, splits.x_train[:REFRESH_IMAGES])
         logs = {k: float(v[-1]) for k, v in history.history.items()}
+        logs.update({f"val_{k}": float(v) for k, v in model.evaluate(val_ds, verbose=0, return_dict=True).items()})
+        seconds = time.perf_counter() - start
         for key, value in logs.items():
             state["history"].setdefault(key, []).append(value)
         state["epoch"] = epoch + 1
