@@ -128,7 +128,7 @@ def test_evaluate_text_and_json(trained, capsys):
     assert result["accuracy"] == pytest.approx(np.trace(confusion) / 500)
     low, high = result["interval"]
     assert low < result["accuracy"] < high
-    assert result["accuracy"] > 0.15  # above chance (0.1) after three short epochs
+    assert result["accuracy"] > 0.6  # three short epochs on 300 images, BN statistics re-estimated
 
 
 def test_evaluate_wrong_input_shape(tiny_file):

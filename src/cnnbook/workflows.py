@@ -25,12 +25,11 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 import numpy as np
 
