@@ -88,7 +88,8 @@ def test_import_cnnbook_has_no_side_effects(tmp_path):
 def test_every_module_is_classified():
     """The exclusions name real modules, and at least the NumPy-only ones are checked as light."""
     assert set(KERAS_AT_IMPORT) <= set(MODULES), sorted(set(KERAS_AT_IMPORT) - set(MODULES))
-    assert {"data", "book", "conv", "images", "evaluation", "plots", "baselines", "cli"} <= set(LIGHT)
+    assert {"data", "book", "conv", "images", "evaluation", "plots", "baselines", "cli", "workflows", "export",
+            "distributed"} <= set(LIGHT)
 
 
 @pytest.mark.parametrize("module", LIGHT)
