@@ -16,7 +16,8 @@ KEYS = ("control", "aug", "epochs", "adv")
 DEFENCES = ("aug", "epochs", "adv")
 EFFECTS = {"better", "worse", "no measurable difference"}
 SAFER = {"safer against corruptions and attacks", "safer against corruptions only", "safer against attacks only",
-         "not measurably safer"}
+         "safer against corruptions but less safe against attacks",
+         "safer against attacks but less safe against corruptions", "less safe", "not measurably safer"}
 CLAIMS = {"holds", "holds only partly", "does not hold"}
 
 pytestmark = pytest.mark.notebook
@@ -31,7 +32,7 @@ def _check_consistent(g: dict) -> None:
     """What must hold in any run, CI or full."""
     assert g["precision"] == "float32"
     assert g["epsilon"] == 0.1 and g["max_epsilon"] == 0.3
-    for value in [v for k, v in g.items() if isinstance(v, float) and not k.endswith("_p") and k != "chapter_seconds"
+    for value in [v for k, v in g.items() if isinstance(v, float) and not k.endswith(("_p", "_drop")) and k != "chapter_seconds"
                   and not k.endswith("epsilon")]:
         assert 0.0 <= value <= 1.0
     # Attacks: robust accuracy never above clean accuracy on the same images; PGD no better than FGSM
@@ -52,7 +53,10 @@ def _check_consistent(g: dict) -> None:
         assert g[f"{key}_verdict"] in SAFER
         # The verdict follows from the effects.
         better = {w for w in ("corruption", "attack") if g[f"{key}_{w}_effect"] == "better"}
-        assert (g[f"{key}_verdict"] == "not measurably safer") == (not better)
+        worse = {w for w in ("corruption", "attack") if g[f"{key}_{w}_effect"] == "worse"}
+        assert (g[f"{key}_verdict"] == "not measurably safer") == (not better and not worse)
+        assert (g[f"{key}_verdict"] == "less safe") == (not better and bool(worse))
+        assert ("less safe" in g[f"{key}_verdict"]) == bool(worse)
         assert (g[f"{key}_verdict"] == "safer against corruptions and attacks") == (len(better) == 2)
         # "better" on the attack means a higher PGD accuracy than the control.
         if g[f"{key}_attack_effect"] == "better":
@@ -68,6 +72,8 @@ def _check_consistent(g: dict) -> None:
     wins = sum(g[f"{k}_{w}_effect"] == "better" for k in ("aug", "epochs") for w in ("corruption", "attack"))
     assert g["claim_verdict"] == ("holds" if wins == 4 else "does not hold" if wins == 0 else "holds only partly")
     assert g["aug_synthetic_effect"] in EFFECTS
+    for kind in ("shift", "rotation"):
+        assert g[f"aug_{kind}_max"] <= 1.0 and g[f"control_{kind}_max"] <= 1.0
     assert g["baseline_synthetic_drop"] == pytest.approx(g["epochs_clean"] - g["epochs_synthetic"])
     # Exercises: undoing a full inversion recovers the clean accuracy on the same images exactly
     # (1 - (1 - x) == x up to rounding), which is no worse than the inverted images' accuracy.

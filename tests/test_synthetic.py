@@ -58,3 +58,13 @@ def test_render_digits_fails_clearly_without_fonts(tmp_path):
 def test_render_digits_rejects_bad_counts(n):
     with pytest.raises(ValueError, match="n must be"):
         synthetic.render_digits(n)
+
+
+def test_find_fonts_falls_back_to_matplotlibs_fonts(monkeypatch, tmp_path):
+    """A machine without system fonts still finds matplotlib's bundled DejaVu (without importing matplotlib)."""
+    monkeypatch.setattr(synthetic, "FONT_DIRS", (str(tmp_path),))
+    monkeypatch.delenv("CNNBOOK_FONT_DIR", raising=False)
+    fonts = synthetic.find_fonts()
+    assert fonts and all("mpl-data" in str(f) for f in fonts)
+    assert any(f.name == "DejaVuSans.ttf" for f in fonts)
+    assert synthetic.find_fonts([tmp_path]) == []  # explicit folders: no fallback

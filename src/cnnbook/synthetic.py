@@ -38,17 +38,37 @@ def find_fonts(dirs: Sequence[str | os.PathLike[str]] | None = None) -> list[Pat
     Returns
     -------
     list of pathlib.Path
-        ``.ttf``/``.otf`` files, without symbol, emoji and CJK fonts; possibly empty.
+        ``.ttf``/``.otf`` files, without symbol, emoji and CJK fonts; possibly empty.  With the
+        default folders and none found there, matplotlib's bundled DejaVu fonts (when matplotlib
+        is installed; it is not imported).
     """
+    default = dirs is None
     if dirs is None:
         extra = os.environ.get("CNNBOOK_FONT_DIR")
         dirs = ([extra] if extra else []) + list(FONT_DIRS)
+    found = _fonts_in(dirs)
+    if not found and default:
+        found = _fonts_in(_matplotlib_font_dirs())
+    return found
+
+
+def _fonts_in(dirs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     found: set[Path] = set()
     for folder in map(Path, dirs):
         if folder.is_dir():
             for pattern in ("*.ttf", "*.otf"):
                 found.update(p for p in folder.rglob(pattern) if not any(s in p.name.lower() for s in _SKIP))
     return sorted(found, key=lambda p: (p.name, str(p)))
+
+
+def _matplotlib_font_dirs() -> list[Path]:
+    """matplotlib's bundled fonts folder, found without importing matplotlib."""
+    from importlib.util import find_spec
+
+    spec = find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(p) / "mpl-data" / "fonts" / "ttf" for p in spec.submodule_search_locations]
 
 
 def _render(digit: int, font_path: Path, rng: np.random.Generator) -> np.ndarray:
