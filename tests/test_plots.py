@@ -185,3 +185,34 @@ def test_digit_predictions():
     assert titles(fig) == ["a", "b", "3 (97%)", "no digit", "c", "7 (51%)"]
     with pytest.raises(ValueError, match="same length"):
         plots.digit_predictions(originals, inputs[:2], ["a"] * 3, ["p"] * 3)
+
+
+def test_accuracy_curves_draw_one_line_per_model_and_chance():
+    fig = plots.accuracy_curves([0, 0.1, 0.2], {"a": [0.99, 0.5, 0.1], "b": [0.98, 0.9, 0.8]},
+                                xlabel="ε", title="attack", chance=0.1)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "chance"]
+    assert list(ax.lines[1].get_ydata()) == [0.98, 0.9, 0.8]
+    assert ax.get_xlabel() == "ε" and ax.get_title() == "attack"
+    plt.close(fig)
+
+
+def test_accuracy_curves_reject_mismatched_lengths():
+    with pytest.raises(ValueError, match="points"):
+        plots.accuracy_curves([0, 1], {"a": [1.0]}, xlabel="x")
+    with pytest.raises(ValueError, match="at least one"):
+        plots.accuracy_curves([0, 1], {}, xlabel="x")
+
+
+def test_corruption_panels_one_panel_per_corruption():
+    results = {kind: {"m1": [1, 0.8, 0.6], "m2": [1, 0.9, 0.7]} for kind in ("blur", "gaussian_noise", "shift")}
+    fig = plots.corruption_panels([0, 1, 2], results, ncols=2, title="corruptions")
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in visible] == ["blur", "gaussian noise", "shift"]
+    assert len(fig.axes) == 4 and all(len(ax.lines) == 2 for ax in visible)
+    assert fig._suptitle.get_text() == "corruptions"
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.corruption_panels([0, 1], {})
+    with pytest.raises(ValueError, match="points"):
+        plots.corruption_panels([0, 1], {"blur": {"m": [1.0]}})

@@ -20,9 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
+    "accuracy_curves",
     "architecture",
     "class_balance",
     "confusion_matrix",
+    "corruption_panels",
     "deletion_curves",
     "digit_predictions",
     "explanation_grid",
@@ -936,5 +938,112 @@ def deletion_curves(
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _curve_inputs(x: Sequence[float] | np.ndarray, curves: Mapping[str, Sequence[float]]) -> np.ndarray:
+    xs = np.asarray(x, dtype=float)
+    if not curves:
+        raise ValueError("Need at least one curve.")
+    for name, ys in curves.items():
+        if len(ys) != len(xs):
+            raise ValueError(f"curve {name!r} has {len(ys)} points but x has {len(xs)}.")
+    return xs
+
+
+def accuracy_curves(
+    x: Sequence[float] | np.ndarray,
+    curves: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str,
+    title: str | None = None,
+    chance: float | None = None,
+) -> Figure:
+    """Accuracy against a strength (an attack's epsilon, a corruption's severity), one line per model.
+
+    Parameters
+    ----------
+    x : sequence of float
+        The strengths, shared by every curve.
+    curves : mapping of str to sequence of float
+        Name → accuracies (in [0, 1]) at each strength.
+    xlabel : str
+        Label of the x axis.
+    title : str, optional
+        Title of the plot.
+    chance : float, optional
+        Draw the accuracy of guessing as a dotted line (e.g. 0.1 for ten classes).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    xs = _curve_inputs(x, curves)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, ys in curves.items():
+        ax.plot(xs, ys, "o-", label=name, markersize=4)
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle=":", label="chance")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def corruption_panels(
+    severities: Sequence[float] | np.ndarray,
+    results: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    ncols: int = 4,
+    title: str | None = None,
+) -> Figure:
+    """One small plot per corruption: accuracy against severity, one line per model.
+
+    Parameters
+    ----------
+    severities : sequence of float
+        The x values (severity 0 = clean, 1, ..., 5).
+    results : mapping of str to mapping of str to sequence of float
+        Corruption → (model name → accuracies at each severity).
+    ncols : int
+        Panels per row.
+    title : str, optional
+        Title of the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    if not results:
+        raise ValueError("Need the results of at least one corruption.")
+    for curves in results.values():
+        xs = _curve_inputs(severities, curves)
+    nrows, ncols = _grid_shape(len(results), ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.3 * nrows + 0.5), sharey=True, squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.set_axis_off()
+    for ax, (kind, curves) in zip(axes.flat, results.items()):
+        for name, ys in curves.items():
+            ax.plot(xs, ys, "o-", label=name, markersize=3)
+        ax.set_title(kind.replace("_", " "), fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    for ax in axes[-1]:
+        ax.set_xlabel("severity")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower right", fontsize=8, ncol=1)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
