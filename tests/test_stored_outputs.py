@@ -29,9 +29,7 @@ NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|cpu_feature_guard|cuda_(?:
 EPOCH_LOG = re.compile(r"^Epoch \d+/\d+$", re.M)
 
 # Chapters still allowed Keras' own epoch log, and why.
-EPOCH_LOGS_ALLOWED = {
-    "A1_article_code_repaired": "the appendix runs the article's listing as written, with Keras' default log",
-}
+EPOCH_LOGS_ALLOWED: dict[str, str] = {}
 
 
 def _texts(cell: dict) -> list[str]:
