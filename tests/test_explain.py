@@ -176,3 +176,21 @@ def test_randomisation_check_leaves_the_model_alone(twins, images):
     with pytest.raises(ValueError, match="re-initialise"):
         explain.randomisation_check(keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten()]),
                                     images, explain.saliency)
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_mixed_bfloat16_models_are_explained_like_float32_ones(twins, images, name):
+    """The book trains in mixed_bfloat16 where the CPU has it: every map must work there too.
+
+    (Grad-CAM once took its gradient with respect to a float32 copy of the bfloat16 feature maps,
+    which the logits do not depend on: the gradient was None.)
+    """
+    functional, _ = twins
+    keras.utils.set_random_seed(1)
+    mixed = models.mnist_cnn(filters=(4, 8), dropout=0.0, dtype="mixed_bfloat16")
+    mixed.set_weights(functional.get_weights())
+    maps, reference = MAPS[name](mixed, images), MAPS[name](functional, images)
+    assert maps.shape == reference.shape and maps.dtype == np.float32 and np.isfinite(maps).all()
+    assert np.ptp(maps) > 0
+    # bfloat16 keeps about 3 significant digits: the maps agree in where they are large.
+    assert np.corrcoef(maps.ravel(), reference.ravel())[0, 1] > 0.9

@@ -321,12 +321,14 @@ def grad_cam(
         xb = tf.convert_to_tensor(x[i: i + batch_size])
         with tf.GradientTape() as tape:
             features, out = run(xb)
-            features = tf.cast(features, tf.float32)
             if features.shape.rank != 4:
                 raise ValueError(f"Grad-CAM needs a layer with N×h×w×channels outputs; {name!r} gives {features.shape}.")
             tape.watch(features)
             score = _class_logit(out, targets[i: i + batch_size])
-        grads = tape.gradient(score, features)
+        # The gradient is taken with respect to the tensor the model used (bfloat16 in a mixed-precision
+        # model); a float32 copy made before it would be disconnected from the logits.
+        grads = tf.cast(tape.gradient(score, features), tf.float32)
+        features = tf.cast(features, tf.float32)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1, keepdims=True))
         maps.append(tf.image.resize(cam, x.shape[1:3], method="bilinear").numpy()[..., 0])
