@@ -216,3 +216,37 @@ def test_corruption_panels_one_panel_per_corruption():
         plots.corruption_panels([0, 1], {})
     with pytest.raises(ValueError, match="points"):
         plots.corruption_panels([0, 1], {"blur": {"m": [1.0]}})
+
+
+def test_factor_curves_one_panel_per_factor_with_seed_dots_and_means():
+    panels = {"blocks": ([1, 2, 3], [[0.8, 0.82], [0.85, 0.86], [0.87, 0.88]]),
+              "share": ([0.25, 0.5, 1.0], [[0.8, 0.81], [0.84, 0.85], [0.9, 0.91]])}
+    fig = plots.factor_curves(panels, log_x=["share"], baseline={"blocks": 3}, ncols=2, title="study")
+    blocks, share = fig.axes
+    assert blocks.get_xlabel() == "blocks" and share.get_xscale() == "log" and blocks.get_xscale() == "linear"
+    mean_line = [line for line in blocks.lines if line.get_linestyle() == "-"][0]
+    assert np.allclose(mean_line.get_ydata(), [0.81, 0.855, 0.875])
+    seed_dots = [line for line in blocks.lines if line.get_marker() == "."]
+    assert len(seed_dots) == 3 and sum(len(line.get_ydata()) for line in seed_dots) == 6
+    assert any(list(line.get_xdata()) == [3, 3] for line in blocks.lines)  # the baseline's level, dotted
+    assert fig._suptitle.get_text() == "study"
+    with pytest.raises(ValueError, match="levels"):
+        plots.factor_curves({"x": ([1, 2], [[0.5]])})
+    with pytest.raises(ValueError, match="at least one value"):
+        plots.factor_curves({"x": ([1], [[]])})
+    with pytest.raises(ValueError, match="at least one factor"):
+        plots.factor_curves({})
+
+
+def test_accuracy_vs_time_points_are_means_with_the_seeds_range():
+    fig = plots.accuracy_vs_time(["base", "wide"], [10.0, 30.0], [[0.80, 0.82, 0.84], [0.85, 0.86, 0.90]],
+                                 reference=0, title="cost")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_title() == "cost"
+    assert [t.get_text() for t in ax.texts] == ["base", "wide"]
+    points = ax.lines[0]
+    assert np.allclose(points.get_xdata(), [10, 30]) and np.allclose(points.get_ydata(), [0.82, 0.87])
+    bars = ax.collections[0].get_segments()
+    assert np.allclose([s[:, 1] for s in bars], [[0.80, 0.84], [0.85, 0.90]])
+    with pytest.raises(ValueError, match="one entry per configuration"):
+        plots.accuracy_vs_time(["a"], [1.0, 2.0], [[0.5], [0.6]])

@@ -51,6 +51,9 @@ def mnist_cnn(
     filters: Sequence[int] = (16, 32, 64),
     dropout: float = 0.3,
     dtype: str | None = None,
+    *,
+    batch_norm: bool = True,
+    bn_momentum: float = 0.99,
 ) -> keras.Model:
     """The book's Part I CNN (Functional API): three cheap stages, then the logits.
 
@@ -66,6 +69,14 @@ def mnist_cnn(
     dropout : dropout rate before the logits layer
     dtype : Keras dtype policy of every layer but the logits, which stay
         float32 (see :func:`cifar_cnn`); ``None`` uses the global policy.
+    batch_norm : bool
+        ``False`` leaves the batch normalisation out (the convolutions then get
+        a bias); the study of chapter 10 switches it off to measure it.
+    bn_momentum : float
+        Momentum of batch normalisation's moving averages, in [0, 1).  Keras'
+        0.99 forgets slowly: after fewer than a few hundred training steps the
+        averages still remember their initial values and validation accuracy
+        lags; short runs (chapter 10's study) use 0.9.
 
     Returns
     -------
@@ -85,12 +96,19 @@ def mnist_cnn(
     """
     shape = _check_shape(input_shape, num_classes)
     _check_dtype(dtype)
+    if not filters or min(filters) < 1:
+        raise ValueError(f"filters needs at least one stage, each with at least one channel; got {tuple(filters)}.")
+    if 2 ** len(filters) > min(shape[:2]):
+        raise ValueError(f"{len(filters)} stages halve a {shape[0]}×{shape[1]} image to nothing; use fewer stages.")
+    if not 0.0 <= bn_momentum < 1.0:
+        raise ValueError(f"bn_momentum must be in [0, 1), got {bn_momentum}.")
     inputs = keras.Input(shape=shape, name="image")
     x = inputs
     for stage, width in enumerate(filters, start=1):
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype, name=f"stage{stage}_conv")(x)
+        x = layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm, dtype=dtype, name=f"stage{stage}_conv")(x)
         x = layers.MaxPooling2D(2, dtype=dtype, name=f"stage{stage}_pool")(x)
-        x = FusedBatchNormalization(dtype=dtype, name=f"stage{stage}_bn")(x)
+        if batch_norm:
+            x = FusedBatchNormalization(momentum=bn_momentum, dtype=dtype, name=f"stage{stage}_bn")(x)
         x = layers.ReLU(dtype=dtype, name=f"stage{stage}_relu")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
     x = layers.Dropout(dropout, dtype=dtype, name="dropout")(x)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "accuracy_curves",
+    "accuracy_vs_time",
     "architecture",
     "class_balance",
     "confusion_matrix",
@@ -28,6 +29,7 @@ __all__ = [
     "deletion_curves",
     "digit_predictions",
     "explanation_grid",
+    "factor_curves",
     "feature_maps",
     "image_grid",
     "kernels",
@@ -1045,5 +1047,123 @@ def corruption_panels(
     fig.legend(handles, names, loc="lower right", fontsize=8, ncol=1)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _seed_values(values: Sequence[Sequence[float]], what: str) -> list[np.ndarray]:
+    arrays = [np.asarray(v, dtype=float).ravel() for v in values]
+    if not arrays or any(a.size == 0 for a in arrays):
+        raise ValueError(f"{what}: every point needs at least one value (one per seed).")
+    return arrays
+
+
+def factor_curves(
+    panels: Mapping[str, tuple[Sequence[float], Sequence[Sequence[float]]]],
+    *,
+    log_x: Sequence[str] = (),
+    baseline: Mapping[str, float] | None = None,
+    ncols: int = 4,
+    title: str | None = None,
+) -> Figure:
+    """One small plot per factor: accuracy (each seed a dot, the mean a line) against the level.
+
+    Parameters
+    ----------
+    panels : mapping of str to (levels, values)
+        Factor → (its levels, and for each level the accuracies of every seed).
+    log_x : sequence of str
+        Factors whose axis is logarithmic (e.g. the share of training data).
+    baseline : mapping of str to float, optional
+        Factor → the baseline's level, marked with a vertical dotted line.
+    ncols : int
+        Panels per row.
+    title : str, optional
+        Title of the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    if not panels:
+        raise ValueError("Need at least one factor to draw.")
+    nrows, ncols = _grid_shape(len(panels), ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.5 * nrows + 0.5), sharey=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (factor, (levels, values)) in zip(axes.flat, panels.items()):
+        xs = np.asarray(levels, dtype=float)
+        per_level = _seed_values(values, factor)
+        if len(per_level) != len(xs):
+            raise ValueError(f"{factor}: {len(xs)} levels but values for {len(per_level)}.")
+        for x, v in zip(xs, per_level):
+            ax.plot(np.full(v.size, x), v, ".", color="gray", alpha=0.6, markersize=5)
+        ax.plot(xs, [v.mean() for v in per_level], "o-", markersize=4)
+        if baseline and factor in baseline:
+            ax.axvline(baseline[factor], color="gray", linestyle=":", linewidth=1)
+        if factor in log_x:
+            ax.set_xscale("log")
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.minorticks_off()
+        ax.set_xlabel(factor, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    for row in axes:
+        row[0].set_ylabel("validation accuracy")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_time(
+    labels: Sequence[str],
+    seconds: Sequence[float],
+    values: Sequence[Sequence[float]],
+    *,
+    reference: int | None = 0,
+    title: str | None = None,
+) -> Figure:
+    """Accuracy against training time, one point per configuration (mean, with the seeds' range).
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Name of each configuration.
+    seconds : sequence of float
+        Training time of each.
+    values : sequence of sequences of float
+        Accuracies of every seed, per configuration.
+    reference : int, optional
+        Index of the configuration drawn as the reference lines (the baseline); ``None`` for none.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    per_point = _seed_values(values, "accuracy_vs_time")
+    if not len(labels) == len(seconds) == len(per_point):
+        raise ValueError("labels, seconds and values must have one entry per configuration.")
+    t = np.asarray(seconds, dtype=float)
+    means = np.array([v.mean() for v in per_point])
+    low = means - np.array([v.min() for v in per_point])
+    high = np.array([v.max() for v in per_point]) - means
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    ax.errorbar(t, means, yerr=[low, high], fmt="o", markersize=4, capsize=2, elinewidth=1)
+    for x, y, label in zip(t, means, labels):
+        ax.annotate(label, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    if reference is not None:
+        ax.axhline(means[reference], color="gray", linestyle=":", linewidth=1)
+        ax.axvline(t[reference], color="gray", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("training time per run (s, log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -1,0 +1,91 @@
+"""Chapter 10 (improving the CNN), executed with its CI parameters, and its stored full run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnbook import book, study
+from conftest import parameter_defaults
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTER = ROOT / "notebooks" / "10_improving.ipynb"
+CLAIMS = ("depth", "data", "width", "epochs")
+LEVERS = ("batch_norm", "dropout", "augmentation", "schedule")
+VERDICTS = {"holds", "holds only partly", "does not hold"}
+EFFECTS = {"better", "worse", "no measurable difference"}
+
+pytestmark = pytest.mark.notebook
+
+
+def test_ci_parameters_are_declared():
+    assert book.ci_parameters(CHAPTER) == {
+        "seeds": 2, "base_fraction": 0.02, "base_epochs": 1, "depths": [2, 3], "widths": [0.5, 1.0],
+        "fractions": [0.01, 0.02], "epoch_levels": [1, 2], "validation_size": 1000, "test_size": 2000}
+
+
+def _check_consistent(g: dict) -> None:
+    """What must hold in any run, CI or full."""
+    assert g["precision"] in ("float32", "bfloat16")
+    assert g["trainings"] == g["configurations"] * g["seeds"]
+    for key, value in g.items():
+        if key.endswith(("accuracy", "_low", "_high")) and isinstance(value, float):
+            assert 0.0 <= value <= 1.0, key
+    assert 0.0 <= g["baseline_spread"] < 1.0
+    for factor in CLAIMS:
+        verdict = g[f"{factor}_verdict"]
+        assert verdict in VERDICTS
+        if verdict == "holds":
+            # The largest level beats the smallest by more than the baseline's seed spread at least.
+            assert g[f"{factor}_high"] - g[f"{factor}_low"] > 0
+        if verdict == "does not hold":
+            # No level beats the smallest measurably, so the gains stop at once.
+            assert g[f"{factor}_saturation"] == g[f"{factor}_low_level"]
+        assert g[f"{factor}_time_ratio"] > 0
+    for lever in LEVERS:
+        effect = g[f"{lever}_effect"]
+        assert effect in EFFECTS
+        if effect == "better":
+            assert g[f"{lever}_accuracy"] > g["baseline_accuracy"]
+        if effect == "worse":
+            assert g[f"{lever}_accuracy"] < g["baseline_accuracy"]
+    assert g["batch_norm_level"] == "off" and g["dropout_level"] == "off" and g["augmentation_level"] == "on"
+    assert (g["better_count"] == 0) == (g["best_buy"] == "none")
+    if g["better_count"]:
+        assert g["best_buy_gain"] > 0
+    # The validation split chooses; the test set is measured for that recipe only.
+    assert g["final_recipe"] in ("the combination", "the baseline")
+    assert (g["final_recipe"] == "the combination") == (g["combination_effect"] == "better than")
+    if g["combination"] == "as the baseline":
+        assert g["combination_effect"] == "the same as"
+    expected = g["combination_accuracy"] if g["final_recipe"] == "the combination" else g["baseline_accuracy"]
+    assert g["final_accuracy"] == pytest.approx(expected)
+    assert g["test_low"] <= g["test_accuracy"] <= g["test_high"]
+    # Exercises.
+    assert g["ex10_momentum_effect"] in EFFECTS
+    assert g["ex10_compared"] == g["configurations"] - 1 and 0 <= g["ex10_agree"] <= g["ex10_compared"]
+
+
+def test_improving_chapter_values(chapter_runner):
+    _, g = chapter_runner("10_improving")
+    assert g["seeds"] == 2 and g["configurations"] == 9
+    assert g["validation_images"] == 1000 and g["test_images"] == 2000
+    _check_consistent(g)
+
+
+def test_stored_full_run():
+    nb = json.loads(CHAPTER.read_text(encoding="utf-8"))
+    meta = nb["metadata"].get("cnnbook", {})
+    assert meta.get("parameters") == {}, "the stored chapter must hold a full run"
+    g = book.read_glued(nb)
+    defaults = parameter_defaults(nb)
+    assert g["seeds"] == defaults["seeds"] >= 3, "the issue asks for at least three seeds"
+    base = study.Variant(epochs=defaults["base_epochs"], train_fraction=defaults["base_fraction"])
+    variants = study.one_factor_variants(base, depths=defaults["depths"], widths=defaults["widths"],
+                                         fractions=defaults["fractions"], epochs=defaults["epoch_levels"])
+    assert g["configurations"] == len(variants)
+    assert g["test_images"] == 10_000 and g["validation_images"] == defaults["validation_size"]
+    _check_consistent(g)
+    assert g["chapter_seconds"] <= 20 * 60
