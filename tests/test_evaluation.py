@@ -9,14 +9,14 @@ import pytest
 from PIL import Image, ImageDraw
 from sklearn import metrics
 
-from cnnbook import evaluation
+from cnnbook import conv, evaluation
 from cnnbook.images import ImageError, NoDigitFoundError
 
 
 def random_probs(n=500, k=10, seed=0, temperature=1.0):
     rng = np.random.default_rng(seed)
     logits = rng.normal(0, 3, (n, k)) / temperature
-    return evaluation.softmax(logits), rng
+    return conv.softmax(logits), rng
 
 
 class FakeModel:
@@ -34,9 +34,9 @@ class FakeModel:
 # --- Probabilities and top-k ------------------------------------------------------------
 
 
-def test_softmax_is_stable_and_normalised():
-    p = evaluation.softmax(np.array([[1000.0, 1000.0, -1000.0], [0.0, 0.0, 0.0]]))
-    np.testing.assert_allclose(p, [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-6)
+def test_predict_proba_is_stable_and_float32():
+    p = evaluation.predict_proba(FakeModel([1000.0, 1000.0, -1000.0]), np.zeros((2, 4)))
+    np.testing.assert_allclose(p, [[0.5, 0.5, 0.0]] * 2, atol=1e-6)
     assert p.dtype == np.float32
 
 
@@ -45,7 +45,7 @@ def test_predict_proba_applies_softmax_to_logits():
     p = evaluation.predict_proba(model, np.zeros((5, 28, 28, 1)), batch_size=64)
     assert p.shape == (5, 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(p[0], evaluation.softmax([2.0, 0.0, -1.0]), rtol=1e-6)
+    np.testing.assert_allclose(p[0], conv.softmax([2.0, 0.0, -1.0]), rtol=1e-6)
     assert model.calls == [((5, 28, 28, 1), 64)]
     already = evaluation.predict_proba(FakeModel([0.7, 0.2, 0.1]), np.zeros((2, 4)), from_logits=False)
     np.testing.assert_allclose(already[0], [0.7, 0.2, 0.1], rtol=1e-6)
@@ -257,7 +257,7 @@ def test_predict_image_top3(tmp_path):
     assert model.calls[0][0] == (1, 28, 28, 1)  # one MNIST-shaped input
     assert result.classes.tolist() == [1, 7, 4]
     assert result.label == "1"
-    np.testing.assert_allclose(result.probabilities, evaluation.softmax(logits)[[1, 7, 4]], rtol=1e-5)
+    np.testing.assert_allclose(result.probabilities, conv.softmax(logits)[[1, 7, 4]], rtol=1e-5)
     assert result.digit.shape == (28, 28)
     assert result.source == "one.png"
     table = result.table()

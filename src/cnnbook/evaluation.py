@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import conv
+
 __all__ = [
     "Calibration",
     "ImagePrediction",
@@ -36,7 +38,6 @@ __all__ = [
     "predict_proba",
     "history_table",
     "report_table",
-    "softmax",
     "top_k",
 ]
 
@@ -62,7 +63,7 @@ def _probs(probs: Any) -> np.ndarray:
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"probs must be an N×K array of class probabilities (K ≥ 2); got shape {p.shape}.")
     if p.size and (p.min() < -1e-6 or np.abs(p.sum(axis=1) - 1).max() > 1e-3):
-        raise ValueError("probs rows must be probabilities summing to 1; pass softmax(logits) "
+        raise ValueError("probs rows must be probabilities summing to 1; pass conv.softmax(logits) "
                          "(evaluation.predict_proba does this for a logits model).")
     return p
 
@@ -73,27 +74,6 @@ def _same_length(a: np.ndarray, b: np.ndarray, names: str) -> None:
 
 
 # --- Predictions ------------------------------------------------------------------
-
-
-def softmax(logits: Any, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax (float64 inside, float32 out).
-
-    Parameters
-    ----------
-    logits : array-like
-        Scores, e.g. ``N×K`` logits of a model.
-    axis : int
-        Axis of the classes.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 probabilities of the same shape, summing to 1 along ``axis``.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
 
 
 def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bool = True) -> np.ndarray:
@@ -123,7 +103,9 @@ def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bo
     out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     if out.ndim != 2:
         raise ValueError(f"the model's output should be N×K scores; got shape {out.shape}.")
-    return softmax(out) if from_logits else out.astype(np.float32)
+    if not from_logits:
+        return out.astype(np.float32)
+    return conv.softmax(out.astype(np.float64)).astype(np.float32)  # float64 inside, float32 out
 
 
 def predict_labels(model: Any, images: Any, batch_size: int = 1024) -> np.ndarray:
