@@ -95,9 +95,9 @@ def _load(path: str, unsafe: bool, input_shape: Sequence[int] | None = None) -> 
 def _load_model(path: str | None, unsafe: bool = False) -> Any:
     if path is not None:
         return _load(path, unsafe, input_shape=(28, 28, 1))
-    from . import training
+    from . import hardware, training
 
-    dtype = training.preferred_dtype()
+    dtype = hardware.preferred_dtype()
     # The file trained_model("mnist", dtype=dtype) will load: training owns the cache key.
     if not training.trained_model_path("mnist", dtype=dtype).is_file():
         print(f"cnnbook: no trained model cached in {training.model_dir()}; training the Part I "

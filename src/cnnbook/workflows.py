@@ -51,7 +51,7 @@ __all__ = [
 #: Datasets ``cnnbook train`` has a recipe for.
 TRAINABLE = ("mnist", "fashion_mnist", "cifar10")
 
-#: ``--precision`` choices and the Keras dtype policy each means (``auto``: :func:`cnnbook.training.preferred_dtype`).
+#: ``--precision`` choices and the Keras dtype policy each means (``auto``: :func:`cnnbook.hardware.preferred_dtype`).
 PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 #: Training images :func:`train_to_file` re-estimates batch normalisation's statistics on after each epoch.
@@ -302,7 +302,7 @@ def train_to_file(
     """
     import keras
 
-    from . import data, models, training
+    from . import data, hardware, models, training
 
     if dataset not in TRAINABLE:
         raise ValueError(f"cnnbook trains {', '.join(TRAINABLE)}, not {dataset!r}.")
@@ -313,7 +313,7 @@ def train_to_file(
         raise ValueError(f"the output must be a .keras file, got {os.fspath(out)!r}.")
     if out.exists() and not force:
         raise ValueError(f"{os.fspath(out)!r} exists; pass --force to overwrite it.")
-    dtype = PRECISIONS[precision] or training.preferred_dtype()
+    dtype = PRECISIONS[precision] or hardware.preferred_dtype()
     config = training.default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
     arguments = {"dataset": dataset, "train_size": train_size, "dtype": dtype, "config": asdict(config)}
 
