@@ -6,11 +6,9 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from sklearn import metrics
 
 from cnnbook import conv, evaluation
-from cnnbook.images import ImageError, NoDigitFoundError
 
 
 def random_probs(n=500, k=10, seed=0, temperature=1.0):
@@ -236,48 +234,6 @@ def test_calibration_bad_input():
         evaluation.calibration(np.array([[0.5, 0.5]]), [0], n_bins=0)
     with pytest.raises(ValueError, match="at least one"):
         evaluation.calibration(np.zeros((0, 3)), [])
-
-
-# --- One image ------------------------------------------------------------------------------
-
-
-def _one(tmp_path):
-    img = Image.new("L", (120, 160), 240)
-    ImageDraw.Draw(img).line([(60, 20), (60, 140)], fill=10, width=16)
-    path = tmp_path / "one.png"
-    img.save(path)
-    return path
-
-
-def test_predict_image_top3(tmp_path):
-    logits = np.zeros(10)
-    logits[1], logits[7], logits[4] = 5.0, 3.0, 2.0
-    model = FakeModel(logits)
-    result = evaluation.predict_image(model, _one(tmp_path), [str(d) for d in range(10)], k=3)
-    assert model.calls[0][0] == (1, 28, 28, 1)  # one MNIST-shaped input
-    assert result.classes.tolist() == [1, 7, 4]
-    assert result.label == "1"
-    np.testing.assert_allclose(result.probabilities, conv.softmax(logits)[[1, 7, 4]], rtol=1e-5)
-    assert result.digit.shape == (28, 28)
-    assert result.source == "one.png"
-    table = result.table()
-    assert table.rows[0] == ("1", "1", f"{result.confidence:.1%}")
-    assert "one.png" in str(result)
-
-
-def test_predict_image_refuses_instead_of_guessing(tmp_path):
-    model = FakeModel(np.arange(10.0))
-    blank = tmp_path / "blank.png"
-    Image.new("RGB", (200, 200), "white").save(blank)
-    with pytest.raises(NoDigitFoundError):
-        evaluation.predict_image(model, blank)
-    junk = tmp_path / "junk.jpg"
-    junk.write_bytes(b"\x00\x01 definitely not a jpeg")
-    with pytest.raises(ImageError):
-        evaluation.predict_image(model, junk)
-    assert model.calls == []  # the model was never asked
-    with pytest.raises(ValueError, match="class names"):
-        evaluation.predict_image(model, _one(tmp_path), ["a", "b"])
 
 
 def test_accuracy_interval_wilson():
