@@ -358,3 +358,24 @@ def test_history_table_refuses_ragged_histories():
         evaluation.history_table({"loss": [1.0], "val_loss": [1.0, 2.0]})
     with pytest.raises(ValueError, match="epoch_seconds"):
         evaluation.history_table({"loss": [1.0]}, [1.0, 2.0])
+
+
+# --- Verdicts on claims -----------------------------------------------------------------
+
+
+def test_verdict_follows_the_rule_holds_then_partly():
+    assert evaluation.verdict(holds=True, partly=False) == "holds"
+    assert evaluation.verdict(holds=True, partly=True) == "holds"
+    assert evaluation.verdict(holds=False, partly=True) == "partly holds"
+    assert evaluation.verdict(holds=False, partly=False) == "does not hold"
+    assert evaluation.VERDICTS == ("holds", "partly holds", "does not hold")
+
+
+def test_change_beyond_noise_counts_a_difference_within_the_spread_as_none():
+    assert evaluation.change_beyond_noise(0.8, 0.5) == "raised accuracy"
+    assert evaluation.change_beyond_noise(-0.8, 0.5) == "lowered accuracy"
+    assert evaluation.change_beyond_noise(0.5, 0.5) == "no measurable difference"  # not beyond the noise
+    assert evaluation.change_beyond_noise(-0.2, 0.5) == "no measurable difference"
+    assert evaluation.change_beyond_noise(0.01, 0.0) == "raised accuracy"
+    with pytest.raises(ValueError, match="noise"):
+        evaluation.change_beyond_noise(1.0, -0.1)

@@ -20,9 +20,11 @@ __all__ = [
     "Calibration",
     "McNemar",
     "Table",
+    "VERDICTS",
     "accuracy",
     "accuracy_interval",
     "calibration",
+    "change_beyond_noise",
     "classification_report",
     "confusion_matrix",
     "ensemble_accuracies",
@@ -36,6 +38,7 @@ __all__ = [
     "history_table",
     "report_table",
     "top_k",
+    "verdict",
 ]
 
 
@@ -400,6 +403,56 @@ def top_k(probs: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"k must be between 1 and the number of classes ({p.shape[-1]}); got {k}.")
     order = np.argsort(-p, axis=-1, kind="stable")[..., :k]
     return order, np.take_along_axis(p, order, axis=-1)
+
+
+#: The three verdicts a claim checked against measurements can get (:func:`verdict`).
+VERDICTS = ("holds", "partly holds", "does not hold")
+
+
+def verdict(holds: bool, partly: bool) -> str:
+    """The verdict on a claim, from its stated rule.
+
+    Parameters
+    ----------
+    holds : bool
+        Whether the measurements meet the rule for "holds".
+    partly : bool
+        Whether they meet the weaker rule for "partly holds" (looked at only
+        when ``holds`` is false).
+
+    Returns
+    -------
+    str
+        ``"holds"``, ``"partly holds"`` or ``"does not hold"`` (:data:`VERDICTS`).
+    """
+    return VERDICTS[0 if holds else 1 if partly else 2]
+
+
+def change_beyond_noise(difference: float, noise: float) -> str:
+    """What a difference between two settings means, given the run-to-run noise.
+
+    A difference no larger than ``noise`` (e.g. the spread of accuracies over
+    seeds) is no measurable difference.
+
+    Parameters
+    ----------
+    difference : float
+        The change of the measurement, e.g. in accuracy points (positive: higher).
+    noise : float
+        The largest change chance alone produces (at least 0), in the same unit.
+
+    Returns
+    -------
+    str
+        ``"raised accuracy"``, ``"lowered accuracy"`` or ``"no measurable difference"``.
+    """
+    if noise < 0:
+        raise ValueError(f"noise is a spread, at least 0; got {noise}.")
+    if difference > noise:
+        return "raised accuracy"
+    if difference < -noise:
+        return "lowered accuracy"
+    return "no measurable difference"
 
 
 # --- Confusion matrix and per-class report ----------------------------------------
