@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
+from conftest import FakeModel
+
 from cnnbook import conv, evaluation
 
 
@@ -15,18 +17,6 @@ def random_probs(n=500, k=10, seed=0, temperature=1.0):
     rng = np.random.default_rng(seed)
     logits = rng.normal(0, 3, (n, k)) / temperature
     return conv.softmax(logits), rng
-
-
-class FakeModel:
-    """Stands in for a Keras model: ``predict`` returns fixed logits (no TensorFlow needed)."""
-
-    def __init__(self, logits):
-        self.logits = np.asarray(logits, dtype=np.float32)
-        self.calls = []
-
-    def predict(self, x, batch_size=32, verbose=0):
-        self.calls.append((np.asarray(x).shape, batch_size))
-        return np.tile(self.logits, (len(x), 1))
 
 
 # --- Probabilities and top-k ------------------------------------------------------------

@@ -6,20 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from conftest import FakeModel
+
 from cnnbook import conv, workflows
 from cnnbook.images import ImageError, NoDigitFoundError
-
-
-class FakeModel:
-    """Stands in for a Keras model: ``predict`` returns fixed logits (no TensorFlow needed)."""
-
-    def __init__(self, logits):
-        self.logits = np.asarray(logits, dtype=np.float32)
-        self.calls = []
-
-    def predict(self, x, batch_size=32, verbose=0):
-        self.calls.append((np.asarray(x).shape, batch_size))
-        return np.tile(self.logits, (len(x), 1))
 
 
 def test_refresh_batchnorm_sets_the_average_batch_statistics():
