@@ -16,7 +16,7 @@ book's colour model).
 not measured, and the table says why); ``bfloat16`` runs the book's models and
 the control in Keras' mixed_bfloat16 and the tutorials as published, in float32
 — refused on a CPU without bfloat16 units unless ``--force-bfloat16``; ``auto``
-(the default) is the book's own choice, ``cnnbook.training.preferred_dtype()``.
+(the default) is the book's own choice, ``cnnbook.hardware.preferred_dtype()``.
 
 Writes ``<out>/<dataset>-<precision>.json`` and ``.md`` (the table the book's
 "Results" page includes), the precision being the resolved one, so a float32
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                         help="float32: every model in float32; bfloat16: the book's models and the control in "
                         "mixed bfloat16, the tutorials in float32 as published; auto (default): the book's choice "
-                        "for this CPU (training.preferred_dtype(); $CNNBOOK_DTYPE decides when set)")
+                        "for this CPU (hardware.preferred_dtype(); $CNNBOOK_DTYPE decides when set)")
     parser.add_argument("--force-bfloat16", action="store_true",
                         help="allow --precision bfloat16 on a CPU without bfloat16 units (it measures the emulation)")
     parser.add_argument("--train-size", type=int, help="stratified subset of the training split (quick checks)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnnbook import book
@@ -72,3 +73,15 @@ def parameter_defaults(nb: dict) -> dict:
         for node in ast.parse("".join(cell["source"])).body
         if isinstance(node, ast.Assign)
     }
+
+
+class FakeModel:
+    """Stands in for a Keras model: ``predict`` returns fixed logits (no TensorFlow needed)."""
+
+    def __init__(self, logits):
+        self.logits = np.asarray(logits, dtype=np.float32)
+        self.calls = []
+
+    def predict(self, x, batch_size=32, verbose=0):
+        self.calls.append((np.asarray(x).shape, batch_size))
+        return np.tile(self.logits, (len(x), 1))

@@ -87,9 +87,9 @@ def test_float32_forces_every_row_and_reports_the_control_as_not_measured():
 
 
 def test_bfloat16_runs_the_book_and_the_control_in_bfloat16_and_the_tutorials_as_published(monkeypatch):
-    from cnnbook import training
+    from cnnbook import hardware
 
-    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
     settings = Settings(precision="bfloat16").resolved()
     assert dict((e.key, dtype) for e, dtype in settings.runs()) == {
         "keras_io": "float32", "keras_io_bf16": "mixed_bfloat16", "article": "float32",
@@ -100,9 +100,9 @@ def test_bfloat16_runs_the_book_and_the_control_in_bfloat16_and_the_tutorials_as
 
 
 def test_bfloat16_is_refused_on_a_cpu_without_bfloat16_units_unless_forced(monkeypatch):
-    from cnnbook import training
+    from cnnbook import hardware
 
-    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f"})
     with pytest.raises(ValueError, match=r"bfloat16 units|multiplies bfloat16 natively") as excinfo:
         Settings(precision="bfloat16").resolved()
     assert "--precision float32" in str(excinfo.value) and "--force-bfloat16" in str(excinfo.value)
@@ -111,11 +111,11 @@ def test_bfloat16_is_refused_on_a_cpu_without_bfloat16_units_unless_forced(monke
 
 
 def test_auto_is_the_books_own_choice(monkeypatch):
-    from cnnbook import training
+    from cnnbook import hardware
 
-    monkeypatch.setattr(training, "preferred_dtype", lambda: "mixed_bfloat16")
+    monkeypatch.setattr(hardware, "preferred_dtype", lambda: "mixed_bfloat16")
     assert Settings().resolved().precision == "bfloat16"
-    monkeypatch.setattr(training, "preferred_dtype", lambda: "float32")
+    monkeypatch.setattr(hardware, "preferred_dtype", lambda: "float32")
     assert Settings().resolved().precision == "float32"
     with pytest.raises(ValueError, match="precision"):
         Settings().runs()  # unresolved
@@ -358,9 +358,9 @@ def test_compare_script_runs_two_cheap_models_end_to_end_with_tiny_settings(tmp_
 def test_compare_script_refuses_bfloat16_on_a_cpu_without_units(tmp_path, monkeypatch):
     import compare  # benchmarks/compare.py, on sys.path above
 
-    from cnnbook import training
+    from cnnbook import hardware
 
-    monkeypatch.setattr(training, "_cpu_flags", lambda: set())
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: set())
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # main() sets it; keep the test process's own value
     assert compare.main(["--precision", "bfloat16", "--out", str(tmp_path)]) == 2
     assert list(tmp_path.iterdir()) == []

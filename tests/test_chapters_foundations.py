@@ -34,7 +34,7 @@ def test_what_a_cnn_sees_chapter(chapter_runner):
     # Output sizes / parameter counts predicted by the formulas equal Keras' own.
     assert g["article_params"] == 122570  # the TensorFlow CNN tutorial's well-known count
     assert g["part1_params"] > 0
-    assert _stream_text(nb, "compare_with_keras(article)").count("all equal: True") == 2
+    assert _stream_text(nb, "crosscheck.formulas_against_keras(model)").count("all equal: True") == 2
     assert g["conv32_params"] == 3 * 3 * 32 + 32
     assert g["dense32_params"] == 784 * 32 + 32
     # Receptive field: formula and gradient measurement agree.

@@ -6,37 +6,25 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 from sklearn import metrics
 
-from cnnbook import evaluation
-from cnnbook.images import ImageError, NoDigitFoundError
+from conftest import FakeModel
+
+from cnnbook import conv, evaluation
 
 
 def random_probs(n=500, k=10, seed=0, temperature=1.0):
     rng = np.random.default_rng(seed)
     logits = rng.normal(0, 3, (n, k)) / temperature
-    return evaluation.softmax(logits), rng
-
-
-class FakeModel:
-    """Stands in for a Keras model: ``predict`` returns fixed logits (no TensorFlow needed)."""
-
-    def __init__(self, logits):
-        self.logits = np.asarray(logits, dtype=np.float32)
-        self.calls = []
-
-    def predict(self, x, batch_size=32, verbose=0):
-        self.calls.append((np.asarray(x).shape, batch_size))
-        return np.tile(self.logits, (len(x), 1))
+    return conv.softmax(logits), rng
 
 
 # --- Probabilities and top-k ------------------------------------------------------------
 
 
-def test_softmax_is_stable_and_normalised():
-    p = evaluation.softmax(np.array([[1000.0, 1000.0, -1000.0], [0.0, 0.0, 0.0]]))
-    np.testing.assert_allclose(p, [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-6)
+def test_predict_proba_is_stable_and_float32():
+    p = evaluation.predict_proba(FakeModel([1000.0, 1000.0, -1000.0]), np.zeros((2, 4)))
+    np.testing.assert_allclose(p, [[0.5, 0.5, 0.0]] * 2, atol=1e-6)
     assert p.dtype == np.float32
 
 
@@ -45,7 +33,7 @@ def test_predict_proba_applies_softmax_to_logits():
     p = evaluation.predict_proba(model, np.zeros((5, 28, 28, 1)), batch_size=64)
     assert p.shape == (5, 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(p[0], evaluation.softmax([2.0, 0.0, -1.0]), rtol=1e-6)
+    np.testing.assert_allclose(p[0], conv.softmax([2.0, 0.0, -1.0]), rtol=1e-6)
     assert model.calls == [((5, 28, 28, 1), 64)]
     already = evaluation.predict_proba(FakeModel([0.7, 0.2, 0.1]), np.zeros((2, 4)), from_logits=False)
     np.testing.assert_allclose(already[0], [0.7, 0.2, 0.1], rtol=1e-6)
@@ -238,48 +226,6 @@ def test_calibration_bad_input():
         evaluation.calibration(np.zeros((0, 3)), [])
 
 
-# --- One image ------------------------------------------------------------------------------
-
-
-def _one(tmp_path):
-    img = Image.new("L", (120, 160), 240)
-    ImageDraw.Draw(img).line([(60, 20), (60, 140)], fill=10, width=16)
-    path = tmp_path / "one.png"
-    img.save(path)
-    return path
-
-
-def test_predict_image_top3(tmp_path):
-    logits = np.zeros(10)
-    logits[1], logits[7], logits[4] = 5.0, 3.0, 2.0
-    model = FakeModel(logits)
-    result = evaluation.predict_image(model, _one(tmp_path), [str(d) for d in range(10)], k=3)
-    assert model.calls[0][0] == (1, 28, 28, 1)  # one MNIST-shaped input
-    assert result.classes.tolist() == [1, 7, 4]
-    assert result.label == "1"
-    np.testing.assert_allclose(result.probabilities, evaluation.softmax(logits)[[1, 7, 4]], rtol=1e-5)
-    assert result.digit.shape == (28, 28)
-    assert result.source == "one.png"
-    table = result.table()
-    assert table.rows[0] == ("1", "1", f"{result.confidence:.1%}")
-    assert "one.png" in str(result)
-
-
-def test_predict_image_refuses_instead_of_guessing(tmp_path):
-    model = FakeModel(np.arange(10.0))
-    blank = tmp_path / "blank.png"
-    Image.new("RGB", (200, 200), "white").save(blank)
-    with pytest.raises(NoDigitFoundError):
-        evaluation.predict_image(model, blank)
-    junk = tmp_path / "junk.jpg"
-    junk.write_bytes(b"\x00\x01 definitely not a jpeg")
-    with pytest.raises(ImageError):
-        evaluation.predict_image(model, junk)
-    assert model.calls == []  # the model was never asked
-    with pytest.raises(ValueError, match="class names"):
-        evaluation.predict_image(model, _one(tmp_path), ["a", "b"])
-
-
 def test_accuracy_interval_wilson():
     # Reference values of the Wilson score interval (95%).
     low, high = evaluation.accuracy_interval(81, 263)
@@ -402,3 +348,24 @@ def test_history_table_refuses_ragged_histories():
         evaluation.history_table({"loss": [1.0], "val_loss": [1.0, 2.0]})
     with pytest.raises(ValueError, match="epoch_seconds"):
         evaluation.history_table({"loss": [1.0]}, [1.0, 2.0])
+
+
+# --- Verdicts on claims -----------------------------------------------------------------
+
+
+def test_verdict_follows_the_rule_holds_then_partly():
+    assert evaluation.verdict(holds=True, partly=False) == "holds"
+    assert evaluation.verdict(holds=True, partly=True) == "holds"
+    assert evaluation.verdict(holds=False, partly=True) == "partly holds"
+    assert evaluation.verdict(holds=False, partly=False) == "does not hold"
+    assert evaluation.VERDICTS == ("holds", "partly holds", "does not hold")
+
+
+def test_change_beyond_noise_counts_a_difference_within_the_spread_as_none():
+    assert evaluation.change_beyond_noise(0.8, 0.5) == "raised accuracy"
+    assert evaluation.change_beyond_noise(-0.8, 0.5) == "lowered accuracy"
+    assert evaluation.change_beyond_noise(0.5, 0.5) == "no measurable difference"  # not beyond the noise
+    assert evaluation.change_beyond_noise(-0.2, 0.5) == "no measurable difference"
+    assert evaluation.change_beyond_noise(0.01, 0.0) == "raised accuracy"
+    with pytest.raises(ValueError, match="noise"):
+        evaluation.change_beyond_noise(1.0, -0.1)

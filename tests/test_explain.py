@@ -110,7 +110,7 @@ def test_last_conv_layer_is_found_and_used(twins, images):
 
 
 def test_a_model_without_convolutions_is_refused(images):
-    dense = models.dense_net(hidden=(8,))
+    dense = models.mlp(hidden=(8,))
     with pytest.raises(ValueError, match="no Conv2D"):
         explain.last_conv_layer(dense)
     with pytest.raises(ValueError, match="no Conv2D"):

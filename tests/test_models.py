@@ -62,8 +62,8 @@ def test_mnist_cnn_stages_shrink_the_image_and_grow_the_channels():
     assert shapes == [(14, 14, 16), (7, 7, 32), (3, 3, 64)]
 
 
-def test_dense_net_has_no_convolution():
-    model = models.dense_net((28, 28, 1), 10, hidden=(32,))
+def test_mlp_has_no_convolution():
+    model = models.mlp((28, 28, 1), 10, hidden=(32,))
     assert not any(isinstance(l, keras.layers.Conv2D) for l in model.layers)
     assert model.count_params() == 784 * 32 + 32 + 32 * 10 + 10
 

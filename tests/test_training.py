@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 
 import numpy as np
@@ -155,38 +154,6 @@ def test_model_path_names_the_precision(monkeypatch, tmp_path):
     assert fp32 != bf16 and "-fp32-" in fp32.name and "-bf16-" in bf16.name
     with pytest.raises(ValueError, match="dtype must be one of"):
         training.model_path("mnist", None, config, "float16")
-
-
-def test_preferred_dtype_follows_the_cpu_and_the_environment(monkeypatch):
-    monkeypatch.delenv("CNNBOOK_DTYPE", raising=False)
-    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
-    assert training.preferred_dtype() == "mixed_bfloat16"
-    monkeypatch.setattr(training, "_cpu_flags", lambda: {"avx2", "avx512f"})
-    assert training.preferred_dtype() == "float32"
-    monkeypatch.setenv("CNNBOOK_DTYPE", "mixed_bfloat16")
-    assert training.preferred_dtype() == "mixed_bfloat16"
-    monkeypatch.setenv("CNNBOOK_DTYPE", "half")
-    with pytest.raises(ValueError, match="CNNBOOK_DTYPE must be one of"):
-        training.preferred_dtype()
-
-
-def test_cpu_flags_are_read_from_cpuinfo():
-    flags = training._cpu_flags()
-    if os.path.exists("/proc/cpuinfo"):
-        assert "fpu" in flags or "fp" in flags or "sse2" in flags  # every x86 CPU has these
-    else:
-        assert flags == set()
-
-
-def test_training_throughput_counts_images_per_second():
-    x = np.zeros((16, 28, 28, 1), dtype=np.float32)
-    y = np.zeros(16, dtype=np.int64)
-    rate = training.training_throughput(models.keras_io_convnet(), x, y, steps=2)
-    assert np.isfinite(rate) and rate > 0
-    with pytest.raises(ValueError, match="steps"):
-        training.training_throughput(models.keras_io_convnet(), x, y, steps=0)
-    with pytest.raises(ValueError, match="one label per image"):
-        training.training_throughput(models.keras_io_convnet(), x, y[:3])
 
 
 def test_train_ensemble_seeds_members_differently_on_the_same_data(tmp_path):

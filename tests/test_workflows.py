@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
-from cnnbook import workflows
+from conftest import FakeModel
+
+from cnnbook import conv, workflows
+from cnnbook.images import ImageError, NoDigitFoundError
 
 
 def test_refresh_batchnorm_sets_the_average_batch_statistics():
@@ -43,3 +47,45 @@ def test_train_to_file_refuses_bad_arguments(tmp_path):
         workflows.train_to_file("imagenet", tmp_path / "m.keras")
     with pytest.raises(ValueError, match="precision"):
         workflows.train_to_file("mnist", tmp_path / "m.keras", precision="int4")
+
+
+# --- One image ------------------------------------------------------------------------------
+
+
+def _one(tmp_path):
+    img = Image.new("L", (120, 160), 240)
+    ImageDraw.Draw(img).line([(60, 20), (60, 140)], fill=10, width=16)
+    path = tmp_path / "one.png"
+    img.save(path)
+    return path
+
+
+def test_predict_image_top3(tmp_path):
+    logits = np.zeros(10)
+    logits[1], logits[7], logits[4] = 5.0, 3.0, 2.0
+    model = FakeModel(logits)
+    result = workflows.predict_image(model, _one(tmp_path), [str(d) for d in range(10)], k=3)
+    assert model.calls[0][0] == (1, 28, 28, 1)  # one MNIST-shaped input
+    assert result.classes.tolist() == [1, 7, 4]
+    assert result.label == "1"
+    np.testing.assert_allclose(result.probabilities, conv.softmax(logits)[[1, 7, 4]], rtol=1e-5)
+    assert result.digit.shape == (28, 28)
+    assert result.source == "one.png"
+    table = result.table()
+    assert table.rows[0] == ("1", "1", f"{result.confidence:.1%}")
+    assert "one.png" in str(result)
+
+
+def test_predict_image_refuses_instead_of_guessing(tmp_path):
+    model = FakeModel(np.arange(10.0))
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    with pytest.raises(NoDigitFoundError):
+        workflows.predict_image(model, blank)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\x00\x01 definitely not a jpeg")
+    with pytest.raises(ImageError):
+        workflows.predict_image(model, junk)
+    assert model.calls == []  # the model was never asked
+    with pytest.raises(ValueError, match="class names"):
+        workflows.predict_image(model, _one(tmp_path), ["a", "b"])

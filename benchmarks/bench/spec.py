@@ -264,17 +264,16 @@ def _check_precision(precision: str) -> None:
 
 
 def bfloat16_units() -> tuple[str, ...]:
-    """The CPU's flags of units that multiply bfloat16 natively (``training.BFLOAT16_CPU_FLAGS``); () if none."""
-    from cnnbook import training
+    """The CPU's flags of units that multiply bfloat16 natively (``hardware.BFLOAT16_CPU_FLAGS``); () if none."""
+    from cnnbook import hardware
 
-    # training._cpu_flags is the one reader of /proc/cpuinfo (preferred_dtype uses it too).
-    return tuple(sorted(training._cpu_flags() & set(training.BFLOAT16_CPU_FLAGS)))
+    return tuple(sorted(hardware.cpu_flags() & set(hardware.BFLOAT16_CPU_FLAGS)))
 
 
 def resolve_precision(requested: str, *, force: bool = False) -> str:
     """``"float32"`` or ``"bfloat16"``: what a run asked to be ``requested`` computes in.
 
-    ``auto`` is the book's own choice, :func:`cnnbook.training.preferred_dtype` for a
+    ``auto`` is the book's own choice, :func:`cnnbook.hardware.preferred_dtype` for a
     CPU-only process (bfloat16 where the CPU has bfloat16 units; ``$CNNBOOK_DTYPE``
     decides when set).  ``bfloat16`` on a CPU without those units is refused —
     TensorFlow would emulate it, slower than float32, and the table would measure
@@ -284,16 +283,16 @@ def resolve_precision(requested: str, *, force: bool = False) -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {requested!r}.")
     if requested == "float32":
         return "float32"
-    from cnnbook import training
+    from cnnbook import hardware
 
     if requested == "auto":
-        return "bfloat16" if training.preferred_dtype() == "mixed_bfloat16" else "float32"
+        return "bfloat16" if hardware.preferred_dtype() == "mixed_bfloat16" else "float32"
     if not force and not bfloat16_units():
         from cnnbook.book import machine_info
 
         raise ValueError(
             f"--precision bfloat16 needs a CPU that multiplies bfloat16 natively (a flag "
-            f"{' or '.join(training.BFLOAT16_CPU_FLAGS)} in /proc/cpuinfo), and this one "
+            f"{' or '.join(hardware.BFLOAT16_CPU_FLAGS)} in /proc/cpuinfo), and this one "
             f"({machine_info()['cpu']}) has none: TensorFlow would emulate bfloat16, slower than float32, so the "
             "bfloat16 rows would measure the emulation. Use --precision float32 (or auto), or add "
             "--force-bfloat16 to measure the emulation anyway."

@@ -6,12 +6,13 @@ networks on one fixed split.  This module holds the pieces that are not Keras:
 * :func:`logistic_regression`, :func:`random_forest`, :func:`rbf_svm` — the
   classical models, with the settings of the Fashion-MNIST benchmark
   (Xiao, Rasul & Vollgraf, 2017) so our numbers can be checked against it;
-* :func:`fit_timed` and :func:`accuracy` — train / score on image arrays
-  (flattened to one row of pixels per image, which is all these models see);
+* :func:`fit_timed` — train on image arrays and time the fit (flattened to one
+  row of pixels per image, which is all these models see); score a fitted
+  model with :func:`cnnbook.evaluation.predict_labels` and
+  :func:`cnnbook.evaluation.accuracy`, as a Keras model;
 * :func:`parameter_count` — how many learned numbers a fitted model stores;
 * :func:`shift_images` and :func:`random_shifts` — move digits a few pixels, to
-  measure how robust each model is to translation;
-* :class:`Stopwatch` — a tiny wall-clock timer.
+  measure how robust each model is to translation.
 
 It imports NumPy and scikit-learn only (scikit-learn and its ``threadpoolctl``
 inside the functions).
@@ -27,8 +28,6 @@ import numpy as np
 
 __all__ = [
     "FitResult",
-    "Stopwatch",
-    "accuracy",
     "fit_timed",
     "flatten",
     "logistic_regression",
@@ -237,22 +236,6 @@ def rbf_svm(C: float = 10.0, gamma: str | float = "scale") -> Any:
 # --- Fitting, scoring, counting ------------------------------------------------------
 
 
-class Stopwatch:
-    """Wall-clock timer: ``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
-
-    def __init__(self) -> None:
-        self.seconds: float = 0.0
-        self._start: float | None = None
-
-    def __enter__(self) -> "Stopwatch":
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._start is not None
-        self.seconds = time.perf_counter() - self._start
-
-
 @dataclass(frozen=True)
 class FitResult:
     """A fitted scikit-learn model and the wall-clock seconds its ``fit`` took."""
@@ -295,32 +278,11 @@ def fit_timed(model: Any, images: np.ndarray, labels: np.ndarray, *, blas_thread
         raise ValueError(f"{len(x)} images but {len(y)} labels.")
     if blas_threads is not None and blas_threads < 1:
         raise ValueError(f"blas_threads must be at least 1 (or None), got {blas_threads}.")
-    with threadpool_limits(limits=blas_threads, user_api="blas"), Stopwatch() as sw:
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        start = time.perf_counter()
         model.fit(x, y)
-    return FitResult(model=model, seconds=sw.seconds)
-
-
-def accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
-    """Share of images whose predicted class equals the label (scikit-learn model, image arrays).
-
-    Parameters
-    ----------
-    model : scikit-learn classifier
-        A fitted model (it sees the images flattened, as in :func:`fit_timed`).
-    images : numpy.ndarray
-        ``N×H×W(×C)`` images.
-    labels : numpy.ndarray
-        ``N`` class indices.
-
-    Returns
-    -------
-    float
-        Accuracy in [0, 1].
-    """
-    y = np.asarray(labels).reshape(-1)
-    if len(images) != len(y):
-        raise ValueError(f"{len(images)} images but {len(y)} labels.")
-    return float(np.mean(model.predict(flatten(images)) == y))
+        seconds = time.perf_counter() - start
+    return FitResult(model=model, seconds=seconds)
 
 
 def _tree_numbers(tree: Any) -> int:

@@ -38,6 +38,8 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
+from . import hardware
+
 __all__ = [
     "CHAPTER_PATTERNS",
     "GLUE_PREFIX",
@@ -517,14 +519,7 @@ def machine_info() -> dict[str, Any]:
         ``{"cpu": model name, "cores": cores this process may use, "python":
         version, "system": e.g. "Linux"}``.
     """
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = hardware.cpu_model() or platform.processor() or platform.machine()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": cpu, "cores": cores, "python": platform.python_version(), "system": platform.system()}
 

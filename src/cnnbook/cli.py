@@ -83,6 +83,14 @@ def _fail(message: str) -> SystemExit:
     return SystemExit(f"cnnbook: {message}")
 
 
+def _exists_unforced(out: Path, force: bool) -> bool:
+    """Say so and return True when the output ``out`` exists and ``--force`` was not given."""
+    if out.exists() and not force:
+        print(f"cnnbook: {out} exists; pass --force to overwrite it.", file=sys.stderr)
+        return True
+    return False
+
+
 def _load(path: str, unsafe: bool, input_shape: Sequence[int] | None = None) -> Any:
     from . import workflows
 
@@ -95,9 +103,9 @@ def _load(path: str, unsafe: bool, input_shape: Sequence[int] | None = None) -> 
 def _load_model(path: str | None, unsafe: bool = False) -> Any:
     if path is not None:
         return _load(path, unsafe, input_shape=(28, 28, 1))
-    from . import training
+    from . import hardware, training
 
-    dtype = training.preferred_dtype()
+    dtype = hardware.preferred_dtype()
     # The file trained_model("mnist", dtype=dtype) will load: training owns the cache key.
     if not training.trained_model_path("mnist", dtype=dtype).is_file():
         print(f"cnnbook: no trained model cached in {training.model_dir()}; training the Part I "
@@ -141,7 +149,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from . import evaluation, images, workflows
+    from . import images, workflows
 
     if not 1 <= args.top <= 10:
         print(f"cnnbook: --top must be between 1 and 10, got {args.top}.", file=sys.stderr)
@@ -156,7 +164,7 @@ def _predict(args: argparse.Namespace) -> int:
     for path in map(str, paths):
         row: dict[str, Any] = {"path": path, "classes": [], "probabilities": [], "error": None}
         try:
-            result = evaluation.predict_image(model, path, DIGITS, k=args.top)
+            result = workflows.predict_image(model, path, DIGITS, k=args.top)
         except images.NoDigitFoundError as err:
             row["error"] = str(err)  # the message starts with "No digit found"
             if not (args.json or args.csv):
@@ -188,8 +196,7 @@ def _export(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path(args.model).with_suffix(
         ".tflite" if args.quantize == "float32" else f".{args.quantize}.tflite")
-    if out.exists() and not args.force:
-        print(f"cnnbook: {out} exists; pass --force to overwrite it.", file=sys.stderr)
+    if _exists_unforced(out, args.force):
         return 1
     model = _load(args.model, args.unsafe)
     representative = None
@@ -222,21 +229,20 @@ EXPLAIN_METHODS = ("grad_cam", "saliency", "smoothgrad", "occlusion")
 
 def _explain(args: argparse.Namespace) -> int:
     """``cnnbook explain``: the prediction for one digit and a PNG of where the model looked."""
-    from . import evaluation, images
+    from . import images, workflows
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         print(f"cnnbook: --out must name a .png file, got {args.out!r}.", file=sys.stderr)
         return 2
-    if out.exists() and not args.force:
-        print(f"cnnbook: {args.out} exists; pass --force to overwrite it.", file=sys.stderr)
+    if _exists_unforced(out, args.force):
         return 1
     if not out.parent.is_dir():
         print(f"cnnbook: the folder of --out ({out.parent}) does not exist.", file=sys.stderr)
         return 2
     model = _load_model(args.model, args.unsafe)
     try:
-        result = evaluation.predict_image(model, args.image, DIGITS, k=1)
+        result = workflows.predict_image(model, args.image, DIGITS, k=1)
     except images.NoDigitFoundError as err:
         print(f"{args.image}: {err}")
         return 1

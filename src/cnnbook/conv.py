@@ -81,6 +81,36 @@ def _pad_amounts(size: int, window: int, stride: int, padding: Padding) -> tuple
     return int(padding), int(padding)
 
 
+def _windows(
+    x_batch: np.ndarray,
+    window: tuple[int, int],
+    stride: tuple[int, int],
+    padding: Padding,
+    *,
+    fill: float,
+    what: str,
+) -> np.ndarray:
+    """Every stride-th ``window`` of the padded ``N×H×W×C`` batch, as float64.
+
+    ``windows[n, i, j, c, a, b] = padded[n, i*sh + a, j*sw + b, c]``; the border is
+    padded with ``fill`` (0 for a convolution, −∞ for max pooling).  ``what``
+    names the window in the error raised when it does not fit.
+    """
+    (wh, ww), (sh, sw) = window, stride
+    mode = _check_padding(padding)
+    height, width = x_batch.shape[1:3]
+    top, bottom = _pad_amounts(height, wh, sh, mode)
+    left, right = _pad_amounts(width, ww, sw, mode)
+    if height + top + bottom < wh or width + left + right < ww:
+        raise ValueError(
+            f"The {wh}×{ww} {what} is larger than the padded {height + top + bottom}×"
+            f"{width + left + right} image; use padding='same' or a smaller {what}."
+        )
+    padded = np.pad(x_batch.astype(np.float64), ((0, 0), (top, bottom), (left, right), (0, 0)),
+                    constant_values=fill)
+    return sliding_window_view(padded, (wh, ww), axis=(1, 2))[:, ::sh, ::sw]
+
+
 def _as_batch(x: np.ndarray, name: str = "x") -> tuple[np.ndarray, bool, bool]:
     """View ``x`` as ``N×H×W×C``; also say whether it had a batch axis and a channel axis."""
     x = np.asarray(x)
@@ -152,21 +182,8 @@ def conv2d(
             f"The image has {x_batch.shape[-1]} channel(s) but the kernel expects {c_in} "
             f"(kernel shape {kernel.shape}, image shape {np.shape(x)})."
         )
-    sh, sw = _pair(stride, "stride")
-    mode = _check_padding(padding)
-    height, width = x_batch.shape[1:3]
-    top, bottom = _pad_amounts(height, kh, sh, mode)
-    left, right = _pad_amounts(width, kw, sw, mode)
-    if height + top + bottom < kh or width + left + right < kw:
-        raise ValueError(
-            f"The {kh}×{kw} kernel is larger than the padded {height + top + bottom}×"
-            f"{width + left + right} image; use padding='same' or a smaller kernel."
-        )
+    windows = _windows(x_batch, (kh, kw), _pair(stride, "stride"), padding, fill=0.0, what="kernel")
     dtype = _float_type(x_batch, kernel)
-
-    padded = np.pad(x_batch.astype(np.float64), ((0, 0), (top, bottom), (left, right), (0, 0)))
-    # windows[n, i, j, c, a, b] = padded[n, i + a, j + b, c]; keep every stride-th window.
-    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     out = np.einsum("nijcab,abco->nijo", windows, kernel.astype(np.float64), optimize=True)
     if bias is not None:
         bias = np.asarray(bias, dtype=np.float64)
@@ -211,22 +228,10 @@ def max_pool2d(
         input's float type (integers give float64).
     """
     x_batch, had_batch, had_channels = _as_batch(x)
-    ph, pw = _pair(pool_size, "pool_size")
-    sh, sw = _pair(pool_size if stride is None else stride, "stride")
-    mode = _check_padding(padding)
-    height, width = x_batch.shape[1:3]
-    top, bottom = _pad_amounts(height, ph, sh, mode)
-    left, right = _pad_amounts(width, pw, sw, mode)
-    if height + top + bottom < ph or width + left + right < pw:
-        raise ValueError(f"The {ph}×{pw} pooling window is larger than the {height}×{width} image.")
+    window = _pair(pool_size, "pool_size")
+    stride_pair = _pair(pool_size if stride is None else stride, "stride")
+    windows = _windows(x_batch, window, stride_pair, padding, fill=-np.inf, what="pooling window")
     dtype = _float_type(x_batch)
-
-    padded = np.pad(
-        x_batch.astype(np.float64),
-        ((0, 0), (top, bottom), (left, right), (0, 0)),
-        constant_values=-np.inf,
-    )
-    windows = sliding_window_view(padded, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
     out = windows.max(axis=(-2, -1))
     if not had_channels:
         out = out[..., 0]

@@ -191,6 +191,12 @@ def _file_digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
+def _expect_digest(actual: str, expected: str, what: str, advice: str) -> None:
+    """Raise :class:`ChecksumError` ("``what`` is ``actual``, expected ``expected``. ``advice``") on a mismatch."""
+    if actual != expected:
+        raise ChecksumError(f"{what} is {actual}, expected {expected}. {advice}")
+
+
 def _what_to_do(name: str) -> str:
     lines = [
         f"Download the official files from {_OFFICIAL_PAGES[name]}",
@@ -256,12 +262,8 @@ def _read_verified_idx(path: Path, expected_md5: str) -> np.ndarray:
             raise ChecksumError(
                 f"{path}: the gzip stream is damaged ({exc}). Delete the file and download it again."
             ) from exc
-    actual = _digest(raw, "md5")
-    if actual != expected_md5:
-        raise ChecksumError(
-            f"{path}: md5 of the decompressed data is {actual}, expected {expected_md5}. "
-            "The file is corrupt or not the official release: delete it and download it again."
-        )
+    _expect_digest(_digest(raw, "md5"), expected_md5, f"{path}: md5 of the decompressed data",
+                   "The file is corrupt or not the official release: delete it and download it again.")
     return read_idx(raw, source=str(path))
 
 
@@ -332,11 +334,8 @@ def _load_idx_dataset(name: str, files: dict[str, Path]) -> tuple[np.ndarray, ..
 
 
 def _load_mnist_npz(path: Path) -> tuple[np.ndarray, ...]:
-    actual = _file_digest(path, "sha256")
-    if actual != _KERAS_MNIST_NPZ_SHA256:
-        raise ChecksumError(
-            f"{path}: sha256 {actual} is not that of Keras' mnist.npz. Delete it and download it again."
-        )
+    _expect_digest(_file_digest(path, "sha256"), _KERAS_MNIST_NPZ_SHA256, f"{path}: sha256",
+                   "Not Keras' mnist.npz: delete it and download it again.")
     with np.load(path, allow_pickle=False) as f:
         return f["x_train"][..., None], f["y_train"], f["x_test"][..., None], f["y_test"]
 
@@ -356,21 +355,14 @@ def _load_cifar10_npz(path: Path) -> tuple[np.ndarray, ...]:
                 f"{path}: array {key!r} is {arrays[key].dtype} {arrays[key].shape}, expected uint8 "
                 f"{_CIFAR10_SHAPES[key]}. Not the official CIFAR-10: delete it and download it again."
             )
-        actual = _array_sha256(arrays[key])
-        if actual != expected:
-            raise ChecksumError(
-                f"{path}: sha256 of array {key!r} is {actual}, expected {expected}. "
-                "The file is corrupt or not the official CIFAR-10: delete it and download it again."
-            )
+        _expect_digest(_array_sha256(arrays[key]), expected, f"{path}: sha256 of array {key!r}",
+                       "The file is corrupt or not the official CIFAR-10: delete it and download it again.")
     return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
 
 
 def _load_cifar10_tar(path: Path) -> tuple[np.ndarray, ...]:
-    actual = _file_digest(path, "md5")
-    if actual != _CIFAR10_TAR_MD5:
-        raise ChecksumError(
-            f"{path}: md5 {actual}, expected the official {_CIFAR10_TAR_MD5}. Delete it and download it again."
-        )
+    _expect_digest(_file_digest(path, "md5"), _CIFAR10_TAR_MD5, f"{path}: md5",
+                   "Not the official CIFAR-10 archive: delete it and download it again.")
 
     def batch(tar: tarfile.TarFile, member: str) -> tuple[np.ndarray, np.ndarray]:
         fileobj = tar.extractfile(f"cifar-10-batches-py/{member}")
@@ -470,12 +462,8 @@ def _download_dataset(name: str, cache: Path) -> tuple[Callable[[], tuple[np.nda
 
 
 def _check_cifar10_tar_md5(path: Path) -> None:
-    actual = _file_digest(path, "md5")
-    if actual != _CIFAR10_TAR_MD5:
-        raise ChecksumError(
-            f"The download of cifar-10-python.tar.gz has md5 {actual}, expected {_CIFAR10_TAR_MD5}; "
-            "it was deleted. Try again, or download it by hand from " + _OFFICIAL_PAGES["cifar10"]
-        )
+    _expect_digest(_file_digest(path, "md5"), _CIFAR10_TAR_MD5, "The download of cifar-10-python.tar.gz: md5",
+                   "It was deleted. Try again, or download it by hand from " + _OFFICIAL_PAGES["cifar10"])
 
 
 # --- Public loading API ----------------------------------------------------------

@@ -9,20 +9,22 @@ TensorFlow is never imported: a model is used only through those calls.
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import conv
+
 __all__ = [
     "Calibration",
-    "ImagePrediction",
     "McNemar",
     "Table",
+    "VERDICTS",
     "accuracy",
     "accuracy_interval",
     "calibration",
+    "change_beyond_noise",
     "classification_report",
     "confusion_matrix",
     "ensemble_accuracies",
@@ -31,13 +33,12 @@ __all__ = [
     "majority_vote",
     "mcnemar",
     "most_confident_mistakes",
-    "predict_image",
     "predict_labels",
     "predict_proba",
     "history_table",
     "report_table",
-    "softmax",
     "top_k",
+    "verdict",
 ]
 
 
@@ -62,7 +63,7 @@ def _probs(probs: Any) -> np.ndarray:
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"probs must be an N×K array of class probabilities (K ≥ 2); got shape {p.shape}.")
     if p.size and (p.min() < -1e-6 or np.abs(p.sum(axis=1) - 1).max() > 1e-3):
-        raise ValueError("probs rows must be probabilities summing to 1; pass softmax(logits) "
+        raise ValueError("probs rows must be probabilities summing to 1; pass conv.softmax(logits) "
                          "(evaluation.predict_proba does this for a logits model).")
     return p
 
@@ -73,27 +74,6 @@ def _same_length(a: np.ndarray, b: np.ndarray, names: str) -> None:
 
 
 # --- Predictions ------------------------------------------------------------------
-
-
-def softmax(logits: Any, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax (float64 inside, float32 out).
-
-    Parameters
-    ----------
-    logits : array-like
-        Scores, e.g. ``N×K`` logits of a model.
-    axis : int
-        Axis of the classes.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 probabilities of the same shape, summing to 1 along ``axis``.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
 
 
 def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bool = True) -> np.ndarray:
@@ -123,7 +103,9 @@ def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bo
     out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     if out.ndim != 2:
         raise ValueError(f"the model's output should be N×K scores; got shape {out.shape}.")
-    return softmax(out) if from_logits else out.astype(np.float32)
+    if not from_logits:
+        return out.astype(np.float32)
+    return conv.softmax(out.astype(np.float64)).astype(np.float32)  # float64 inside, float32 out
 
 
 def predict_labels(model: Any, images: Any, batch_size: int = 1024) -> np.ndarray:
@@ -423,6 +405,56 @@ def top_k(probs: Any, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     return order, np.take_along_axis(p, order, axis=-1)
 
 
+#: The three verdicts a claim checked against measurements can get (:func:`verdict`).
+VERDICTS = ("holds", "partly holds", "does not hold")
+
+
+def verdict(holds: bool, partly: bool) -> str:
+    """The verdict on a claim, from its stated rule.
+
+    Parameters
+    ----------
+    holds : bool
+        Whether the measurements meet the rule for "holds".
+    partly : bool
+        Whether they meet the weaker rule for "partly holds" (looked at only
+        when ``holds`` is false).
+
+    Returns
+    -------
+    str
+        ``"holds"``, ``"partly holds"`` or ``"does not hold"`` (:data:`VERDICTS`).
+    """
+    return VERDICTS[0 if holds else 1 if partly else 2]
+
+
+def change_beyond_noise(difference: float, noise: float) -> str:
+    """What a difference between two settings means, given the run-to-run noise.
+
+    A difference no larger than ``noise`` (e.g. the spread of accuracies over
+    seeds) is no measurable difference.
+
+    Parameters
+    ----------
+    difference : float
+        The change of the measurement, e.g. in accuracy points (positive: higher).
+    noise : float
+        The largest change chance alone produces (at least 0), in the same unit.
+
+    Returns
+    -------
+    str
+        ``"raised accuracy"``, ``"lowered accuracy"`` or ``"no measurable difference"``.
+    """
+    if noise < 0:
+        raise ValueError(f"noise is a spread, at least 0; got {noise}.")
+    if difference > noise:
+        return "raised accuracy"
+    if difference < -noise:
+        return "lowered accuracy"
+    return "no measurable difference"
+
+
 # --- Confusion matrix and per-class report ----------------------------------------
 
 
@@ -709,83 +741,3 @@ def calibration(probs: Any, y_true: Any, n_bins: int = 10) -> Calibration:
         mean_confidence=float(conf.mean()),
         n=int(len(y)),
     )
-
-
-# --- One image of the reader's own -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImagePrediction:
-    """What :func:`predict_image` found: the MNIST-like input and the top-k classes."""
-
-    digit: np.ndarray
-    classes: np.ndarray
-    probabilities: np.ndarray
-    class_names: tuple[str, ...]
-    source: str = ""
-
-    @property
-    def label(self) -> str:
-        """Name of the most probable class."""
-        return self.class_names[int(self.classes[0])]
-
-    @property
-    def confidence(self) -> float:
-        """Probability of the most probable class."""
-        return float(self.probabilities[0])
-
-    def table(self) -> Table:
-        """The top-k classes with their probabilities."""
-        rows = tuple(
-            (str(rank), self.class_names[int(c)], f"{float(p):.1%}")
-            for rank, (c, p) in enumerate(zip(self.classes, self.probabilities), start=1)
-        )
-        return Table(("rank", "class", "probability"), rows, caption=self.source or None)
-
-    def __str__(self) -> str:
-        return str(self.table())
-
-
-def predict_image(
-    model: Any,
-    image: Any,
-    class_names: Sequence[str] | None = None,
-    k: int = 3,
-) -> ImagePrediction:
-    """Turn any image of one handwritten digit into an MNIST-like input and classify it.
-
-    ``image`` is a file path, the file's bytes, a PIL image or an array (see
-    :func:`cnnbook.images.prepare_digit`, which raises
-    :class:`~cnnbook.images.ImageError` for something that is not a usable image and
-    :class:`~cnnbook.images.NoDigitFoundError` for a blank page — never a guess).
-    ``model`` is a trained logits model taking ``N×28×28×1`` inputs in [0, 1].
-
-    Parameters
-    ----------
-    model : keras.Model
-        A trained logits model of 28×28×1 inputs.
-    image : str, path-like, bytes, PIL.Image.Image or numpy.ndarray
-        The reader's image.
-    class_names : sequence of str, optional
-        One name per class (default ``"0"``, ``"1"``, ...).
-    k : int
-        How many of the most probable classes to keep.
-
-    Returns
-    -------
-    ImagePrediction
-        The 28×28 input the model saw, the top ``k`` classes and their
-        probabilities, and the file's name when ``image`` was a path.
-    """
-    from . import images
-
-    digit = images.prepare_digit(image)
-    probs = predict_proba(model, digit[None, :, :, None], batch_size=1)[0]
-    names = tuple(str(c) for c in class_names) if class_names is not None else tuple(
-        str(i) for i in range(len(probs)))
-    if len(names) != len(probs):
-        raise ValueError(f"the model has {len(probs)} classes but {len(names)} class names were given.")
-    classes, values = top_k(probs, k)
-    source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else ""
-    return ImagePrediction(digit=digit, classes=classes, probabilities=values, class_names=names,
-                           source=os.path.basename(source))

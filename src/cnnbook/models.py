@@ -17,8 +17,8 @@ __all__ = [
     "article_cnn",
     "cifar_augmentation",
     "cifar_cnn",
-    "dense_net",
     "keras_io_convnet",
+    "mlp",
     "mnist_cnn",
     "mnist_cnn_sequential",
     "with_softmax",
@@ -227,7 +227,7 @@ def article_cnn(input_shape: Sequence[int] = (32, 32, 3), num_classes: int = 10)
     )
 
 
-def dense_net(
+def mlp(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,
     hidden: Sequence[int] = (256, 128),
@@ -236,10 +236,8 @@ def dense_net(
     """A fully connected network on the flattened pixels: the "no convolution" baseline.
 
     A multi-layer perceptron (Flatten → Dense + ReLU + Dropout per hidden layer →
-    Dense logits) — *not* DenseNet, the densely connected CNN of Huang et al.
-    (2017), despite the name.  The name stays because chapter 2 calls it (renaming
-    it would change the chapter's code and force a re-run); read it as "dense
-    layers only".
+    Dense logits); not to be confused with DenseNet, the densely connected CNN
+    of Huang et al. (2017).
 
     Parameters
     ----------
@@ -261,7 +259,7 @@ def dense_net(
     for units in hidden:
         stack += [layers.Dense(units, activation="relu"), layers.Dropout(dropout)]
     stack.append(layers.Dense(num_classes))
-    return keras.Sequential(stack, name="dense_net")
+    return keras.Sequential(stack, name="mlp")
 
 
 @keras.saving.register_keras_serializable(package="cnnbook")

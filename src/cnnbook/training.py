@@ -25,11 +25,9 @@ from typing import Any, Callable, Sequence
 import keras
 import numpy as np
 
-from . import data, models
+from . import data, hardware, models
 
 __all__ = [
-    "BFLOAT16_CPU_FLAGS",
-    "DTYPES",
     "ENSEMBLE_MEMBERS",
     "EpochTimer",
     "InterruptAfterEpoch",
@@ -42,14 +40,12 @@ __all__ = [
     "learning_rate_schedule",
     "model_dir",
     "model_path",
-    "preferred_dtype",
     "save_model",
     "set_seed",
     "standard_callbacks",
     "train_ensemble",
     "trained_model",
     "trained_model_path",
-    "training_throughput",
 ]
 
 
@@ -142,55 +138,6 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
 
 #: Members of the book's ensemble (chapter 10 and the benchmark).
 ENSEMBLE_MEMBERS = 5
-
-#: CPU feature flags (Linux ``/proc/cpuinfo``) of units that multiply bfloat16 natively.
-BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-
-#: The Keras dtype policies the book trains in (:func:`preferred_dtype`, ``$CNNBOOK_DTYPE``, :func:`model_path`).
-DTYPES = ("float32", "mixed_bfloat16")
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux, or no /proc: assume nothing
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
-
-
-def preferred_dtype() -> str:
-    """The Keras dtype policy the book computes in on this machine.
-
-    ``"mixed_bfloat16"`` (bfloat16 arithmetic, float32 weights) where the CPU
-    multiplies bfloat16 natively (AMX or AVX-512-BF16: recent Intel Xeons) and
-    no GPU is in use; ``"float32"`` everywhere else, because CPUs without those
-    units *emulate* bfloat16 and get slower.  Set ``$CNNBOOK_DTYPE`` to
-    ``float32`` or ``mixed_bfloat16`` to decide yourself.
-
-    Returns
-    -------
-    str
-        ``"float32"`` or ``"mixed_bfloat16"`` (one of :data:`DTYPES`).
-
-    Raises
-    ------
-    ValueError
-        ``$CNNBOOK_DTYPE`` is set to something else.
-    """
-    forced = os.environ.get("CNNBOOK_DTYPE", "").strip()
-    if forced:
-        if forced not in DTYPES:
-            raise ValueError(f"CNNBOOK_DTYPE must be one of {', '.join(DTYPES)}, got {forced!r}.")
-        return forced
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        return "float32"
-    return "mixed_bfloat16" if _cpu_flags() & set(BFLOAT16_CPU_FLAGS) else "float32"
-
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and TensorFlow; optionally make TensorFlow ops deterministic.
@@ -290,53 +237,6 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> float |
         return config.learning_rate
     warmup = int(config.warmup_fraction * total) if config.schedule == "onecycle" else 0
     return OneCycle(config.learning_rate, total_steps=total, warmup_steps=warmup)
-
-
-def training_throughput(
-    model: keras.Model,
-    images: np.ndarray,
-    labels: np.ndarray,
-    *,
-    steps: int = 10,
-    optimizer: keras.optimizers.Optimizer | None = None,
-) -> float:
-    """Training images per second of ``model`` on one batch (``images``), repeated ``steps`` times.
-
-    The first step, which builds and compiles the graph, is not timed.  Use it
-    to compare precisions or layers on *this* machine before a long run; it
-    changes ``model``'s weights, so measure on a throw-away copy.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A logits model (it is compiled here, with a ``from_logits=True`` loss).
-    images : numpy.ndarray
-        One batch of inputs, non-empty.
-    labels : numpy.ndarray
-        One class index per image.
-    steps : int
-        Timed training steps (at least 1).
-    optimizer : keras.optimizers.Optimizer, optional
-        Default ``Adam(learning_rate=1e-3)``.
-
-    Returns
-    -------
-    float
-        Images per second over the timed steps.
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}.")
-    if len(images) == 0 or len(images) != len(labels):
-        raise ValueError(f"Need a non-empty batch with one label per image, got {len(images)} and {len(labels)}.")
-    model.compile(
-        optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate=1e-3),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    model.train_on_batch(images, labels)  # builds the graph: not timed
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(images, labels)
-    return steps * len(images) / (time.perf_counter() - start)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -636,8 +536,8 @@ def model_path(dataset: str, train_size: int | None, config: TrainConfig, dtype:
     docstring included: editing even its docstring invalidates every cached model
     (chapters then retrain it), although no chapter's ``source_hash`` changes.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    if dtype not in hardware.DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(hardware.DTYPES)}, got {dtype!r}.")
     size = "all" if train_size is None else str(int(train_size))
     recipe = json.dumps(asdict(config), sort_keys=True) + dtype + inspect.getsource(models.mnist_cnn)
     fingerprint = hashlib.sha256(recipe.encode()).hexdigest()[:8]
@@ -698,11 +598,16 @@ def trained_model_path(
     pathlib.Path
         ``model_path(dataset, train_size, default_config(dataset, seed=seed[, epochs=epochs]), dtype)``.
     """
-    # trained_model computes the same two lines itself; it should call this function at the next
-    # re-run of the chapters that reach it (06, 07), which that change would make stale.
-    dtype = preferred_dtype() if dtype is None else dtype
+    return _cached_recipe(dataset, train_size, epochs, seed, dtype)[2]
+
+
+def _cached_recipe(
+    dataset: str, train_size: int | None, epochs: int | None, seed: int, dtype: str | None
+) -> tuple[TrainConfig, str, Path]:
+    """The recipe, the precision and the cache file of :func:`trained_model` (one derivation for both)."""
+    dtype = hardware.preferred_dtype() if dtype is None else dtype
     config = default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
-    return model_path(dataset, train_size, config, dtype)
+    return config, dtype, model_path(dataset, train_size, config, dtype)
 
 
 def trained_model(
@@ -727,7 +632,7 @@ def trained_model(
     seed : int
         Seed of the splits, the initial weights and the shuffle.
     dtype : str, optional
-        The precision it is trained in (``None``: :func:`preferred_dtype`).
+        The precision it is trained in (``None``: :func:`cnnbook.hardware.preferred_dtype`).
     verbose : int or str
         ``model.fit``'s ``verbose`` when it has to be trained.
 
@@ -737,9 +642,7 @@ def trained_model(
         Logits out: loaded (uncompiled) from :func:`model_path`, or trained and
         saved there first when missing.
     """
-    dtype = preferred_dtype() if dtype is None else dtype
-    config = default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
-    path = model_path(dataset, train_size, config, dtype)
+    config, dtype, path = _cached_recipe(dataset, train_size, epochs, seed, dtype)
     if path.is_file():
         return keras.models.load_model(path, compile=False)
     splits = data.prepare(dataset, train_size=train_size, seed=seed)

@@ -1,4 +1,4 @@
-"""What the ``cnnbook`` command does, as functions: train to a file, load safely, evaluate, list images.
+"""What the ``cnnbook`` command does, as functions: train to a file, load safely, evaluate, list and classify images.
 
 :mod:`cnnbook.cli` only parses arguments and prints; everything it does lives
 here so that a notebook or a script can do the same.
@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
@@ -35,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "ImagePrediction",
     "PRECISIONS",
     "REFRESH_IMAGES",
     "TRAINABLE",
@@ -43,6 +44,7 @@ __all__ = [
     "format_evaluation",
     "image_files",
     "load_model_file",
+    "predict_image",
     "refresh_batchnorm",
     "train_to_file",
     "work_dir_for",
@@ -51,7 +53,7 @@ __all__ = [
 #: Datasets ``cnnbook train`` has a recipe for.
 TRAINABLE = ("mnist", "fashion_mnist", "cifar10")
 
-#: ``--precision`` choices and the Keras dtype policy each means (``auto``: :func:`cnnbook.training.preferred_dtype`).
+#: ``--precision`` choices and the Keras dtype policy each means (``auto``: :func:`cnnbook.hardware.preferred_dtype`).
 PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 #: Training images :func:`train_to_file` re-estimates batch normalisation's statistics on after each epoch.
@@ -302,7 +304,7 @@ def train_to_file(
     """
     import keras
 
-    from . import data, models, training
+    from . import data, hardware, models, training
 
     if dataset not in TRAINABLE:
         raise ValueError(f"cnnbook trains {', '.join(TRAINABLE)}, not {dataset!r}.")
@@ -313,7 +315,7 @@ def train_to_file(
         raise ValueError(f"the output must be a .keras file, got {os.fspath(out)!r}.")
     if out.exists() and not force:
         raise ValueError(f"{os.fspath(out)!r} exists; pass --force to overwrite it.")
-    dtype = PRECISIONS[precision] or training.preferred_dtype()
+    dtype = PRECISIONS[precision] or hardware.preferred_dtype()
     config = training.default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
     arguments = {"dataset": dataset, "train_size": train_size, "dtype": dtype, "config": asdict(config)}
 
@@ -507,3 +509,85 @@ def image_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         else:
             files.append(p)
     return files
+
+
+# --- One image of the reader's own -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImagePrediction:
+    """What :func:`predict_image` found: the MNIST-like input and the top-k classes."""
+
+    digit: np.ndarray
+    classes: np.ndarray
+    probabilities: np.ndarray
+    class_names: tuple[str, ...]
+    source: str = ""
+
+    @property
+    def label(self) -> str:
+        """Name of the most probable class."""
+        return self.class_names[int(self.classes[0])]
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the most probable class."""
+        return float(self.probabilities[0])
+
+    def table(self) -> Any:
+        """The top-k classes with their probabilities (an :class:`cnnbook.evaluation.Table`)."""
+        from . import evaluation
+
+        rows = tuple(
+            (str(rank), self.class_names[int(c)], f"{float(p):.1%}")
+            for rank, (c, p) in enumerate(zip(self.classes, self.probabilities), start=1)
+        )
+        return evaluation.Table(("rank", "class", "probability"), rows, caption=self.source or None)
+
+    def __str__(self) -> str:
+        return str(self.table())
+
+
+def predict_image(
+    model: Any,
+    image: Any,
+    class_names: Sequence[str] | None = None,
+    k: int = 3,
+) -> ImagePrediction:
+    """Turn any image of one handwritten digit into an MNIST-like input and classify it.
+
+    ``image`` is a file path, the file's bytes, a PIL image or an array (see
+    :func:`cnnbook.images.prepare_digit`, which raises
+    :class:`~cnnbook.images.ImageError` for something that is not a usable image and
+    :class:`~cnnbook.images.NoDigitFoundError` for a blank page — never a guess).
+    ``model`` is a trained logits model taking ``N×28×28×1`` inputs in [0, 1].
+
+    Parameters
+    ----------
+    model : keras.Model
+        A trained logits model of 28×28×1 inputs.
+    image : str, path-like, bytes, PIL.Image.Image or numpy.ndarray
+        The reader's image.
+    class_names : sequence of str, optional
+        One name per class (default ``"0"``, ``"1"``, ...).
+    k : int
+        How many of the most probable classes to keep.
+
+    Returns
+    -------
+    ImagePrediction
+        The 28×28 input the model saw, the top ``k`` classes and their
+        probabilities, and the file's name when ``image`` was a path.
+    """
+    from . import evaluation, images
+
+    digit = images.prepare_digit(image)
+    probs = evaluation.predict_proba(model, digit[None, :, :, None], batch_size=1)[0]
+    names = tuple(str(c) for c in class_names) if class_names is not None else tuple(
+        str(i) for i in range(len(probs)))
+    if len(names) != len(probs):
+        raise ValueError(f"the model has {len(probs)} classes but {len(names)} class names were given.")
+    classes, values = evaluation.top_k(probs, k)
+    source = os.fspath(image) if isinstance(image, (str, os.PathLike)) else ""
+    return ImagePrediction(digit=digit, classes=classes, probabilities=values, class_names=names,
+                           source=os.path.basename(source))
