@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnbook import book, robustness
+from cnnbook import book, evaluation, robustness
 from conftest import parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,7 @@ EFFECTS = {"better", "worse", "no measurable difference"}
 SAFER = {"safer against corruptions and attacks", "safer against corruptions only", "safer against attacks only",
          "safer against corruptions but less safe against attacks",
          "safer against attacks but less safe against corruptions", "less safe", "not measurably safer"}
-CLAIMS = {"holds", "holds only partly", "does not hold"}
+CLAIMS = set(evaluation.VERDICTS)
 
 pytestmark = pytest.mark.notebook
 
@@ -72,7 +72,7 @@ def _check_consistent(g: dict) -> None:
     # The article's claim: its verdict follows from the two article defences' verdicts.
     assert g["claim_verdict"] in CLAIMS
     wins = sum(g[f"{k}_{w}_effect"] == "better" for k in ("aug", "epochs") for w in ("corruption", "attack"))
-    assert g["claim_verdict"] == ("holds" if wins == 4 else "does not hold" if wins == 0 else "holds only partly")
+    assert g["claim_verdict"] == ("holds" if wins == 4 else "does not hold" if wins == 0 else "partly holds")
     assert g["aug_synthetic_effect"] in EFFECTS
     for kind in ("shift", "rotation"):
         assert g[f"aug_{kind}_max"] <= 1.0 and g[f"control_{kind}_max"] <= 1.0

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "10_improving.ipynb"
 CLAIMS = ("depth", "data", "width", "epochs")
 LEVERS = ("batch_norm", "dropout", "augmentation", "schedule")
-VERDICTS = {"holds", "holds only partly", "does not hold"}
+VERDICTS = {"holds", "partly holds", "does not hold"}
 EFFECTS = {"better", "worse", "no measurable difference"}
 
 pytestmark = pytest.mark.notebook

@@ -26,6 +26,7 @@ KERAS_AT_IMPORT = {
     "models": "Keras model builders: `import keras` at the top",
     "training": "the compile/fit recipe: `import keras` at the top, and it imports models",
     "robustness": "attacks and adversarial training: `import keras` at the top (FGSMTraining is a keras.Model)",
+    "study": "chapter 10's study runner: trains through training and models (Keras) at the top",
 }
 # Every other module promises not to import TensorFlow or Keras (or the other heavy packages) when
 # imported: NumPy-only (conv, data, baselines, evaluation, images), lazy (plots: matplotlib;

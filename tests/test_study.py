@@ -94,7 +94,7 @@ def test_trend_verdicts():
     falling = [row([0.90, 0.91]), row([0.80, 0.81])]
     assert study.trend_verdict(falling)[0] == "does not hold"
     peaked = [row([0.80, 0.81]), row([0.90, 0.91]), row([0.84, 0.85])]
-    assert study.trend_verdict(peaked) == ("holds only partly", 1)
+    assert study.trend_verdict(peaked) == ("partly holds", 1)
     with pytest.raises(ValueError):
         study.trend_verdict(rising[:1])
 

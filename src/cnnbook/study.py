@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import data, models, training
+from . import data, evaluation, models, training
 
 __all__ = [
     "BASE_FILTERS",
@@ -121,7 +121,7 @@ def one_factor_variants(
     depths: Sequence[int] = (1, 2, 3, 4),
     widths: Sequence[float] = (0.5, 1.0, 2.0),
     fractions: Sequence[float] = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
-    epochs: Sequence[int] = (2, 4, 6, 12, 18),
+    epochs: Sequence[int] = (2, 4, 6, 12),
 ) -> list[Variant]:
     """The baseline, then every level of every factor and lever with the rest as in the baseline.
 
@@ -430,8 +430,9 @@ def measurable(a: Row, b: Row) -> bool:
     """Whether two rows differ by more than chance between seeds.
 
     The rule of chapter 10: the difference of the means must exceed the seed spread (largest minus
-    smallest accuracy over seeds) of *both* rows.  With three seeds this is a rough, deliberately
-    cautious rule, not a significance test.
+    smallest accuracy over seeds) of *both* rows (:func:`cnnbook.evaluation.change_beyond_noise`
+    with the larger spread as the noise).  With three seeds this is a rough, deliberately cautious
+    rule, not a significance test.
 
     Parameters
     ----------
@@ -441,9 +442,7 @@ def measurable(a: Row, b: Row) -> bool:
     -------
     bool
     """
-    if len(a.accuracies) < 2 or len(b.accuracies) < 2:
-        raise ValueError("measurable needs two or more seeds per row: one seed has no spread to compare with.")
-    return abs(a.mean - b.mean) > max(a.spread, b.spread)
+    return effect(a, b) != "no measurable difference"
 
 
 def effect(row: Row, baseline: Row) -> str:
@@ -457,9 +456,10 @@ def effect(row: Row, baseline: Row) -> str:
     -------
     str
     """
-    if not measurable(row, baseline):
-        return "no measurable difference"
-    return "better" if row.mean > baseline.mean else "worse"
+    if len(row.accuracies) < 2 or len(baseline.accuracies) < 2:
+        raise ValueError("comparing rows needs two or more seeds per row: one seed has no spread to compare with.")
+    change = evaluation.change_beyond_noise(row.mean - baseline.mean, max(row.spread, baseline.spread))
+    return {"raised accuracy": "better", "lowered accuracy": "worse"}.get(change, change)
 
 
 def curve(rows: Sequence[Row], factor: str) -> list[Row]:
@@ -490,8 +490,11 @@ def trend_verdict(rows: Sequence[Row]) -> tuple[str, int]:
 
     * ``"holds"``: the largest level is measurably better than the smallest, and no level is
       measurably better than the largest;
-    * ``"does not hold"``: no larger level is measurably better than the smallest;
-    * ``"holds only partly"``: otherwise (accuracy rises, then falls measurably).
+    * ``"partly holds"``: some larger level is measurably better than the smallest, but not the
+      largest (accuracy rises, then falls measurably);
+    * ``"does not hold"``: no larger level is measurably better than the smallest.
+
+    The words are :data:`cnnbook.evaluation.VERDICTS`, as in chapter 2.
 
     Parameters
     ----------
@@ -501,6 +504,7 @@ def trend_verdict(rows: Sequence[Row]) -> tuple[str, int]:
     Returns
     -------
     verdict : str
+        One of :data:`cnnbook.evaluation.VERDICTS`.
     saturation : int
         Index of the first row that no other row beats measurably: where the gains stop.
     """
@@ -508,13 +512,10 @@ def trend_verdict(rows: Sequence[Row]) -> tuple[str, int]:
         raise ValueError("trend_verdict needs at least two levels.")
     first, last = rows[0], rows[-1]
     saturation = next(i for i, r in enumerate(rows) if not any(measurable(o, r) and o.mean > r.mean for o in rows))
-    if not any(measurable(r, first) and r.mean > first.mean for r in rows[1:]):
-        return "does not hold", saturation
-    if measurable(last, first) and last.mean > first.mean and not any(
-        measurable(r, last) and r.mean > last.mean for r in rows
-    ):
-        return "holds", saturation
-    return "holds only partly", saturation
+    rises = any(measurable(r, first) and r.mean > first.mean for r in rows[1:])
+    largest_best = (measurable(last, first) and last.mean > first.mean
+                    and not any(measurable(r, last) and r.mean > last.mean for r in rows))
+    return evaluation.verdict(holds=largest_best, partly=rises), saturation
 
 
 def combine(rows: Sequence[Row], factors: Sequence[str] = ("depth", "width", *LEVERS)) -> Variant:
