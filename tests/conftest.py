@@ -85,3 +85,12 @@ class FakeModel:
     def predict(self, x, batch_size=32, verbose=0):
         self.calls.append((np.asarray(x).shape, batch_size))
         return np.tile(self.logits, (len(x), 1))
+
+
+def stored_full_run(path: Path) -> tuple[dict, dict]:
+    """The glued values of a stored chapter and its parameters' defaults; fails unless it holds a full run."""
+    import json
+
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    assert nb["metadata"].get("cnnbook", {}).get("parameters") == {}, "the stored chapter must hold a full run"
+    return book.read_glued(nb), parameter_defaults(nb)

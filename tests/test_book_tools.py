@@ -469,3 +469,20 @@ def test_stored_chapters_keep_their_figures_in_a_headless_shell(tmp_path, monkey
     assert [o.output_type for o in out.cells[0].outputs] == ["display_data"]
     assert "image/png" in out.cells[0].outputs[0].data
     assert os.environ["MPLBACKEND"] == "Agg"  # restored for the rest of this process
+
+
+def test_an_edit_during_the_run_leaves_the_chapter_stale(fake_package, tmp_path):
+    """The hash is taken before the run: outputs of the old code are never stamped with the new code's hash."""
+    kernel_py = fake_package / "conv.py"
+    reach = new_code_cell("if False:  # reaches conv.kernel for the hash, never runs\n"
+                          "    from cnnbook import conv\n    conv.kernel()")
+    edit = new_code_cell(f"from pathlib import Path\np = Path({str(kernel_py)!r})\n"
+                         "p.write_text(p.read_text().replace('return 3', 'return 30'))")
+    path = tmp_path / "03_edited.ipynb"
+    nbformat.write(_notebook(new_markdown_cell("# Edited while running"), reach, edit), path)
+    before = book.source_hash(path)
+    book.execute(path, timeout=120)
+    assert "return 30" in kernel_py.read_text()  # the chapter did edit the reached definition
+    meta = json.loads(path.read_text())["metadata"]["cnnbook"]
+    assert meta["source_hash"] == before
+    assert book.is_stale(path)

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.notebook
 
 def test_ci_parameters_are_declared():
     assert book.ci_parameters(CHAPTER) == {"train_size": 2000, "epochs": 1, "test_size": 1000, "latency_repeats": 50, "cli_train_size": 600,
-                                           "dist_train_size": 1024, "dist_epochs": 1, "single_seeds": 1, "seed": 0}
+                                           "dist_train_size": 1024, "dist_epochs": 1, "single_seeds": 1, "seed": 0,
+                                           "cifar_train_size": 500, "cifar_epochs": 1, "cifar_test_size": 200}
 
 
 def _check(g):
@@ -43,6 +44,17 @@ def _check(g):
     # The mirrored run and the two workers do the same arithmetic on the same global batches.
     assert g["dist_mirrored_test_accuracy"] == pytest.approx(g["dist_workers_test_accuracy"], abs=0.01)
     assert 0 <= g["ex13_int8_10_disagreements"] <= g["test_images"]
+    # The colour model: the same four conversions.
+    assert g["cifar_trained_precision"] in ("float32", "bfloat16")
+    if g["cifar_trained_precision"] == "float32":
+        assert g["cifar_copy_agreement"] == 1.0  # no copy needed: the model itself
+    assert g["cifar_params"] > 10 * g["part1_params"]
+    cifar_sizes = [g[f"cifar_tflite_{v}_kib"] for v in VARIANTS]
+    assert cifar_sizes[1] < cifar_sizes[0] and cifar_sizes[3] < cifar_sizes[0] / 3
+    assert g["cifar_tflite_float32_agreement"] >= 0.99
+    assert g["cifar_int8_disagreements"] == round((1 - g["cifar_tflite_int8_agreement"]) * g["cifar_test_images"])
+    for v in VARIANTS:
+        assert 0.0 <= g[f"cifar_tflite_{v}_test_accuracy"] <= 1.0 and g[f"cifar_tflite_{v}_latency_us"] > 0
 
 
 def test_deployment_chapter_values(chapter_runner):
@@ -60,3 +72,8 @@ def test_stored_full_run():
     assert g["keras_test_accuracy"] >= 0.99  # the Part I model
     # Full-integer int8 stays within the test set's sampling error of the Keras model.
     assert abs(g["tflite_int8_test_accuracy"] - g["keras_test_accuracy"]) <= 0.002
+    # The colour model is chapter 8's full run, measured on the whole test split.
+    assert g["cifar_from_chapter8"] is True and g["cifar_test_images"] == 10_000
+    assert g["cifar_keras_test_accuracy"] >= 0.85 and g["cifar_copy_agreement"] >= 0.99
+    assert g["cifar_tflite_float32_agreement"] >= 0.999
+    assert abs(g["cifar_tflite_int8_test_accuracy"] - g["cifar_keras_test_accuracy"]) <= 0.02

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from cnnbook import book, evaluation, robustness
-from conftest import parameter_defaults
+from conftest import stored_full_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "12_hardening.ipynb"
@@ -94,11 +93,7 @@ def test_hardening_chapter_values(chapter_runner):
 
 
 def test_stored_full_run():
-    nb = json.loads(CHAPTER.read_text(encoding="utf-8"))
-    meta = nb["metadata"].get("cnnbook", {})
-    assert meta.get("parameters") == {}, "the stored chapter must hold a full run"
-    g = book.read_glued(nb)
-    defaults = parameter_defaults(nb)
+    g, defaults = stored_full_run(CHAPTER)
     assert g["test_images"] == 10_000 and g["eval_images"] == defaults["eval_images"]
     assert g["synthetic_images"] == defaults["synthetic_images"] and g["pgd_steps"] == defaults["pgd_steps"]
     _check_consistent(g)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from cnnbook import book, study
-from conftest import parameter_defaults
+from conftest import stored_full_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "10_improving.ipynb"
@@ -44,6 +43,7 @@ def _check_consistent(g: dict) -> None:
             # No level beats the smallest measurably, so the gains stop at once.
             assert g[f"{factor}_saturation"] == g[f"{factor}_low_level"]
         assert g[f"{factor}_time_ratio"] > 0
+        assert g[f"{factor}_gain"] == pytest.approx(g[f"{factor}_high"] - g[f"{factor}_low"])
     for lever in LEVERS:
         effect = g[f"{lever}_effect"]
         assert effect in EFFECTS
@@ -63,8 +63,11 @@ def _check_consistent(g: dict) -> None:
     expected = g["combination_accuracy"] if g["final_recipe"] == "the combination" else g["baseline_accuracy"]
     assert g["final_accuracy"] == pytest.approx(expected)
     assert g["test_low"] <= g["test_accuracy"] <= g["test_high"]
+    if not g["combination_trained_again"]:  # reused runs of a configuration of the study
+        assert g["combination"].count(":") <= 1
     # Exercises.
     assert g["ex10_momentum_effect"] in EFFECTS
+    assert g["ex10_momentum_memory"] == pytest.approx(0.99 ** g["ex10_momentum_steps"])
     assert g["ex10_compared"] == g["configurations"] - 1 and 0 <= g["ex10_agree"] <= g["ex10_compared"]
 
 
@@ -76,11 +79,7 @@ def test_improving_chapter_values(chapter_runner):
 
 
 def test_stored_full_run():
-    nb = json.loads(CHAPTER.read_text(encoding="utf-8"))
-    meta = nb["metadata"].get("cnnbook", {})
-    assert meta.get("parameters") == {}, "the stored chapter must hold a full run"
-    g = book.read_glued(nb)
-    defaults = parameter_defaults(nb)
+    g, defaults = stored_full_run(CHAPTER)
     assert g["seeds"] == defaults["seeds"] >= 3, "the issue asks for at least three seeds"
     base = study.Variant(epochs=defaults["base_epochs"], train_fraction=defaults["base_fraction"])
     variants = study.one_factor_variants(base, depths=defaults["depths"], widths=defaults["widths"],
@@ -89,3 +88,11 @@ def test_stored_full_run():
     assert g["test_images"] == 10_000 and g["validation_images"] == defaults["validation_size"]
     _check_consistent(g)
     assert g["chapter_seconds"] <= 20 * 60
+    # What the prose says in words.
+    assert all(g[f"{factor}_verdict"] == "holds" for factor in CLAIMS)  # "all four claims hold"
+    assert g["data_gain"] > max(g["depth_gain"], g["width_gain"], g["epochs_gain"])  # "the strongest lever"
+    assert g["best_buy"].endswith("of the training split")  # "the best buy ... more data"
+    assert g["depth_saturation_value"] <= base.depth and g["epochs_saturation_value"] <= base.epochs
+    assert g["width_saturation_value"] == max(defaults["widths"])  # "width keeps paying up to ×2"
+    assert g["batch_norm_effect"] == "worse" and g["schedule_effect"] == "worse"
+    assert g["dropout_effect"] == "no measurable difference" and g["augmentation_effect"] == "worse"

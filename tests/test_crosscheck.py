@@ -40,3 +40,19 @@ def test_formulas_say_when_they_differ_or_do_not_know_a_layer():
     unknown = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2DTranspose(2, 3)])
     with pytest.raises(ValueError, match="no formula for Conv2DTranspose"):
         crosscheck.formulas_against_keras(unknown)
+
+
+def test_receptive_fields_measured_by_gradients_match_the_formula():
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.Conv2D(4, 3, padding="same"), keras.layers.MaxPooling2D(2),
+                              keras.layers.Conv2D(4, 3, padding="same")])
+    fields = crosscheck.receptive_fields(model)
+    assert fields.formula == (3, 5, 6, 10) and fields.measured == fields.formula and fields.all_equal
+    assert fields.output_sizes == ((16, 16), (16, 16), (8, 8), (8, 8))
+    assert len(fields.layers) == 4 and all(box[2] == box[3] for box in fields.boxes)
+    top, left, height, width = fields.boxes[0]
+    assert (height, width) == (3, 3) and top == left == 6  # the centre unit (7, 7) of 16×16 sees rows 6-8
+    part1 = crosscheck.receptive_fields(models.mnist_cnn())
+    assert part1.all_equal and part1.formula[-1] == part1.measured[-1] > 3
+    with pytest.raises(ValueError, match="no Conv2D or MaxPooling2D"):
+        crosscheck.receptive_fields(models.mlp())

@@ -66,3 +66,22 @@ def test_bad_arguments(tiny):
         export.to_tflite(model, "int4")
     with pytest.raises(ValueError, match="representative"):
         export.to_tflite(model, "int8")
+
+
+def test_float32_copy_of_a_bfloat16_model_computes_in_float32_with_the_same_weights():
+    import keras
+
+    from cnnbook import models
+
+    normalizer = keras.layers.Normalization(mean=[0.5, 0.4, 0.3], variance=[0.06, 0.05, 0.07])
+    trained = models.cifar_cnn(width=8, normalizer=normalizer, dtype="mixed_bfloat16")
+    copy = export.float32_copy(trained)
+    assert copy is not trained
+    assert {layer.dtype_policy.compute_dtype for layer in copy.layers} == {"float32"}
+    assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), trained.get_weights()))
+    x = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
+    # bfloat16 keeps 8 bits of mantissa: the logits differ a little, not more.
+    assert np.abs(copy.predict(x, verbose=0) - trained.predict(x, verbose=0)).max() < 0.1
+    assert export.to_tflite(copy, "float32")  # TFLite converts the copy
+    float32_model = models.mnist_cnn()
+    assert export.float32_copy(float32_model) is float32_model

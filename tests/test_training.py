@@ -167,3 +167,19 @@ def test_train_ensemble_seeds_members_differently_on_the_same_data(tmp_path):
     assert not np.allclose(first, second)  # different initial weights
     with pytest.raises(ValueError, match="at least one member"):
         training.train_ensemble(models.keras_io_convnet, splits, config, members=0)
+
+
+def test_cached_model_finds_a_chapters_model_in_either_precision(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNBOOK_MODEL_DIR", str(tmp_path))
+    assert training.cached_model("cifar10", train_size=100, epochs=1) is None
+    tiny = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="tiny")
+    config = training.default_config("cifar10", epochs=1)
+    # Saved as a chapter saves it: under the recipe's name, with the precision it chose.
+    training.save_model(tiny, training.model_path("cifar10", 100, config, "mixed_bfloat16"))
+    found = training.cached_model("cifar10", train_size=100, epochs=1)
+    assert found is not None and found.name == "tiny"
+    assert np.array_equal(found.get_weights()[0], tiny.get_weights()[0])
+    # Another recipe (epochs, size or seed) is another model.
+    assert training.cached_model("cifar10", train_size=100, epochs=2) is None
+    assert training.cached_model("cifar10", train_size=200, epochs=1) is None
+    assert training.cached_model("cifar10", train_size=100, epochs=1, seed=1) is None

@@ -613,6 +613,9 @@ def execute(
     source.cells = [c for c in source.cells if _INJECTED not in c.get("metadata", {}).get("tags", [])]
     clean_input = path.with_name(f".{path.stem}.input.ipynb")
     nbformat.write(source, str(clean_input))
+    # The hash of the code as it is *now*, before the run: an edit of a reached definition while
+    # the chapter runs then leaves it stale, instead of stamping old outputs with the new code.
+    code_hash = source_hash(source)
     start = time.perf_counter()
     try:
         with _expected_errors_allowed(), _inline_figures():
@@ -631,7 +634,7 @@ def execute(
         _hide_machine_paths(nb, _machine_paths(path.resolve().parent.parent))
         nb.metadata["cnnbook"] = {
             **nb.metadata.get("cnnbook", {}),
-            "source_hash": source_hash(nb),
+            "source_hash": code_hash,
             "parameters": parameters or {},
             "executed_seconds": round(seconds, 1),
             "executed_on": machine_info(),

@@ -8,7 +8,9 @@ those comparisons live here, so that the chapter shows the call and its result:
   against ``tf.nn.conv2d``, ``keras.layers.Conv2D`` and
   ``keras.layers.MaxPooling2D`` on real images, several settings each;
 * :func:`formulas_against_keras` — every layer's output shape and parameter
-  count predicted from its settings by ``conv``'s formulas, beside Keras' own.
+  count predicted from its settings by ``conv``'s formulas, beside Keras' own;
+* :func:`receptive_fields` — each layer's receptive field from the formula, beside
+  one measured with gradients.
 
 NumPy at import time; TensorFlow and Keras inside the functions only.
 """
@@ -25,8 +27,10 @@ from . import conv
 __all__ = [
     "FormulaCheck",
     "LayerCheck",
+    "ReceptiveFieldCheck",
     "formulas_against_keras",
     "layers_against_tensorflow",
+    "receptive_fields",
 ]
 
 
@@ -204,3 +208,95 @@ def formulas_against_keras(model: Any) -> FormulaCheck:
             raise ValueError(f"no formula for {type(layer).__name__}")
         rows.append((type(layer).__name__, shape, tuple(layer.output.shape[1:]), params, layer.count_params()))
     return FormulaCheck(model.name, tuple(rows), sum(row[3] for row in rows), model.count_params())
+
+
+@dataclass(frozen=True)
+class ReceptiveFieldCheck:
+    """Receptive fields of a model's convolution and pooling layers: formula and measurement.
+
+    Attributes
+    ----------
+    layers : tuple of str
+        Names of the convolution and pooling layers, input to output.
+    output_sizes : tuple of (int, int)
+        Height and width of each layer's output.
+    formula : tuple of int
+        Receptive field (pixels on a side) after each layer, from :func:`cnnbook.conv.receptive_field`.
+    measured : tuple of int
+        The same, measured: the extent of the input pixels whose gradient reaches the centre unit.
+    boxes : tuple of (int, int, int, int)
+        The measured field of the centre unit as (top, left, height, width) in input pixels.
+    """
+
+    layers: tuple[str, ...]
+    output_sizes: tuple[tuple[int, int], ...]
+    formula: tuple[int, ...]
+    measured: tuple[int, ...]
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+    @property
+    def all_equal(self) -> bool:
+        """Whether formula and measurement agree for every layer."""
+        return self.formula == self.measured
+
+
+def receptive_fields(model: Any) -> ReceptiveFieldCheck:
+    """Measure the receptive field of each convolution and pooling layer of ``model`` by gradients.
+
+    A probe network with the model's geometry (one channel, all-ones kernels, average instead of
+    max pooling, so every input pixel in the field has a non-zero gradient) is built; the gradient
+    of the centre unit of each layer's output with respect to the input marks the pixels it sees.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built model with one image input; its ``Conv2D`` and ``MaxPooling2D`` layers are used in
+        order (other layers do not change the receptive field).
+
+    Returns
+    -------
+    ReceptiveFieldCheck
+
+    Raises
+    ------
+    ValueError
+        The model has no convolution or pooling layer.
+    """
+    import keras
+    import tensorflow as tf
+
+    geometry = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D))]
+    if not geometry:
+        raise ValueError("the model has no Conv2D or MaxPooling2D layer: there is no receptive field to measure.")
+    formula = conv.receptive_field(
+        [(layer.kernel_size[0], layer.strides[0]) if isinstance(layer, keras.layers.Conv2D)
+         else (layer.pool_size[0], layer.strides[0]) for layer in geometry]
+    )
+    shape = tuple(model.inputs[0].shape[1:3]) + (1,)
+    inputs = keras.Input(shape)
+    outputs, h = [], inputs
+    for layer in geometry:
+        if isinstance(layer, keras.layers.Conv2D):
+            h = keras.layers.Conv2D(1, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                                    kernel_initializer="ones", use_bias=False)(h)
+        else:
+            h = keras.layers.AveragePooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding)(h)
+        outputs.append(h)
+    probe = keras.Model(inputs, outputs)
+    image = tf.Variable(tf.ones((1, *shape)))
+    measured, boxes = [], []
+    for depth in range(len(geometry)):
+        with tf.GradientTape() as tape:
+            out = probe(image)[depth]
+            centre = out[0, (out.shape[1] - 1) // 2, (out.shape[2] - 1) // 2, 0]
+        grad = tape.gradient(centre, image).numpy()[0, :, :, 0]
+        rows, cols = np.flatnonzero(grad.any(axis=1)), np.flatnonzero(grad.any(axis=0))
+        measured.append(int(rows[-1] - rows[0] + 1))
+        boxes.append((int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)))
+    return ReceptiveFieldCheck(
+        layers=tuple(layer.name for layer in geometry),
+        output_sizes=tuple((int(o.shape[1]), int(o.shape[2])) for o in probe.outputs),
+        formula=tuple(formula),
+        measured=tuple(measured),
+        boxes=tuple(boxes),
+    )

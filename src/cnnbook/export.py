@@ -32,8 +32,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["VARIANTS", "LiteModel", "VariantResult", "compare_variants", "interpreter_backend", "to_saved_model",
-           "to_tflite"]
+__all__ = ["VARIANTS", "LiteModel", "VariantResult", "compare_variants", "float32_copy", "interpreter_backend",
+           "to_saved_model", "to_tflite"]
 
 #: The conversions :func:`to_tflite` knows.
 VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -80,6 +80,36 @@ def interpreter_backend() -> str:
     except ImportError:
         return "tf.lite"
     return "ai-edge-litert"
+
+
+def float32_copy(model: Any) -> Any:
+    """The same network computing in float32: what TensorFlow Lite converts.
+
+    A model trained under a ``mixed_bfloat16`` policy keeps float32 weights but computes in
+    bfloat16, and TensorFlow Lite has no bfloat16 kernels.  Its layers are rebuilt from their
+    configurations with the float32 policy and given the same weights.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Functional or Sequential model.
+
+    Returns
+    -------
+    keras.Model
+        ``model`` itself when every layer already computes in float32, else the float32 copy.
+    """
+    import keras
+
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers):
+        return model
+
+    def rebuild(layer: Any) -> Any:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=rebuild)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def to_tflite(model: Any, variant: str = "float32", representative: Any = None, calibration_size: int = 200) -> bytes:

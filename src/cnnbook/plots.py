@@ -1000,6 +1000,19 @@ def accuracy_curves(
     return fig
 
 
+def _panels(plt: Any, n: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """A grid of ``n`` small accuracy plots sharing the y axis (percent, light grid); spare cells hidden."""
+    nrows, ncols = _grid_shape(n, ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows + 0.5), sharey=True,
+                             squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    for ax in axes.flat[:n]:
+        ax.grid(alpha=0.3)
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    return fig, axes
+
+
 def corruption_panels(
     severities: Sequence[float] | np.ndarray,
     results: Mapping[str, Mapping[str, Sequence[float]]],
@@ -1029,18 +1042,13 @@ def corruption_panels(
         raise ValueError("Need the results of at least one corruption.")
     for curves in results.values():
         xs = _curve_inputs(severities, curves)
-    nrows, ncols = _grid_shape(len(results), ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.3 * nrows + 0.5), sharey=True, squeeze=False)
-    for ax in axes.flat[len(results):]:
-        ax.set_axis_off()
+    fig, axes = _panels(plt, len(results), ncols, (2.6, 2.3))
     for ax, (kind, curves) in zip(axes.flat, results.items()):
         for name, ys in curves.items():
             ax.plot(xs, ys, "o-", label=name, markersize=3)
         ax.set_title(kind.replace("_", " "), fontsize=9)
         ax.set_ylim(0, 1.02)
         ax.set_xticks(xs)
-        ax.grid(alpha=0.3)
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     for ax in axes[-1]:
         ax.set_xlabel("severity")
     handles, names = axes.flat[0].get_legend_handles_labels()
@@ -1088,10 +1096,7 @@ def factor_curves(
     plt = _plt()
     if not panels:
         raise ValueError("Need at least one factor to draw.")
-    nrows, ncols = _grid_shape(len(panels), ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.5 * nrows + 0.5), sharey=True, squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_axis_off()
+    fig, axes = _panels(plt, len(panels), ncols, (2.9, 2.5))
     for ax, (factor, (levels, values)) in zip(axes.flat, panels.items()):
         xs = np.asarray(levels, dtype=float)
         per_level = _seed_values(values, factor)
@@ -1107,8 +1112,6 @@ def factor_curves(
         ax.set_xticks(xs, [f"{x:g}" for x in xs])
         ax.minorticks_off()
         ax.set_xlabel(factor, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     for row in axes:
         row[0].set_ylabel("validation accuracy")
     if title:

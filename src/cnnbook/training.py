@@ -35,6 +35,7 @@ __all__ = [
     "SimulatedInterruption",
     "TrainConfig",
     "TrainResult",
+    "cached_model",
     "default_config",
     "fit_classifier",
     "learning_rate_schedule",
@@ -573,6 +574,39 @@ def save_model(model: keras.Model, path: str | os.PathLike[str], info: dict[str,
     if info is not None:
         path.with_suffix(".json").write_text(json.dumps(info, indent=2, default=str))
     return path
+
+
+def cached_model(
+    dataset: str,
+    *,
+    train_size: int | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+) -> keras.Model | None:
+    """A model trained with ``dataset``'s recipe and cached by a chapter, in whichever precision, or ``None``.
+
+    Chapter 8 saves its colour model under :func:`model_path` with the precision it chose by
+    measurement; a later chapter that needs that model does not know the choice, so every
+    precision of :data:`cnnbook.hardware.DTYPES` is looked for, float32 first.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
+    train_size, epochs, seed
+        As the chapter that saved it used them (its recipe is :func:`default_config`'s otherwise).
+
+    Returns
+    -------
+    keras.Model or None
+        Loaded without its optimizer (``compile=False``); ``None`` when no such file exists.
+    """
+    config = default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
+    for dtype in hardware.DTYPES:
+        path = model_path(dataset, train_size, config, dtype)
+        if path.is_file():
+            return keras.models.load_model(path, compile=False)
+    return None
 
 
 def trained_model_path(
