@@ -38,7 +38,6 @@ __all__ = [
     "one_factor_variants",
     "run_study",
     "run_variant",
-    "study_augmentation",
     "summarise",
     "trend_verdict",
 ]
@@ -73,7 +72,9 @@ class Variant:
     dropout : float
         Dropout rate before the logits, in [0, 1).
     augment : bool
-        Random shifts and mirror images during training (:func:`study_augmentation`).
+        Random mirror images and shifts of up to 10 % during training
+        (:func:`cnnbook.models.cifar_augmentation`: clothing, like photographs, may be mirrored,
+        unlike digits).
     schedule : str
         Learning-rate schedule, as :class:`cnnbook.training.TrainConfig`'s.
     epochs : int
@@ -185,33 +186,6 @@ def describe(variant: Variant, factor: str) -> str:
     raise ValueError(f"factor must be one of {', '.join(FACTORS)}, got {factor!r}.")
 
 
-def study_augmentation(seed: int | None = None) -> Any:
-    """Random mirror images and shifts of up to 10 % — augmentation for clothing photos.
-
-    Fashion-MNIST's items are roughly left–right symmetric (a mirrored shirt is a shirt), unlike
-    digits (see :func:`cnnbook.robustness.digit_augmentation`).
-
-    Parameters
-    ----------
-    seed : int, optional
-        Seed of the random layers.
-
-    Returns
-    -------
-    keras.Sequential
-        To pass as ``augment=`` to :func:`cnnbook.training.fit_classifier`.
-    """
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        ],
-        name="study_augmentation",
-    )
-
-
 @dataclass
 class Run:
     """One training run: a variant with one seed.
@@ -300,7 +274,7 @@ def run_variant(
         bn_momentum=bn_momentum,
     )
     recipe = replace(config, epochs=variant.epochs, schedule=variant.schedule, patience=variant.epochs, seed=seed)
-    augment = study_augmentation(seed) if variant.augment else None
+    augment = models.cifar_augmentation(seed=seed, translation=0.1) if variant.augment else None
     result = training.fit_classifier(model, train, recipe, augment=augment, verbose=0)
     return Run(
         variant=variant,
