@@ -86,7 +86,10 @@ def test_intro_has_the_generated_chapter_times(built):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
         precision, float32_time = (re.sub(r"<[^>]+>", "", c).strip() for c in cells[2:4])
         assert precision in ("float32", "bfloat16 (mixed)"), row
-        assert (float32_time == re.sub(r"<[^>]+>", "", cells[1]).strip()) == (precision == "float32"), row
+        if precision == "float32":  # the stored run is its own float32 time
+            assert float32_time == re.sub(r"<[^>]+>", "", cells[1]).strip(), row
+        else:  # a separate float32 run of the same code (`python -m cnnbook.book time`), or none
+            assert "a separate float32 run on" in float32_time or float32_time == "not measured yet", row
 
 
 def test_references_and_glossary(built):

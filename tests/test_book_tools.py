@@ -486,3 +486,23 @@ def test_an_edit_during_the_run_leaves_the_chapter_stale(fake_package, tmp_path)
     meta = json.loads(path.read_text())["metadata"]["cnnbook"]
     assert meta["source_hash"] == before
     assert book.is_stale(path)
+
+
+def test_time_in_records_a_float32_run_and_keeps_the_stored_outputs(tmp_path, monkeypatch):
+    """`book time`: a copy runs with $CNNBOOK_DTYPE forced; the stored chapter keeps its outputs, gains the timing."""
+    monkeypatch.setenv("CNNBOOK_DTYPE", "mixed_bfloat16")
+    nb = _notebook(new_code_cell("import os\nprint(os.environ['CNNBOOK_DTYPE'])"))
+    path = tmp_path / "08_timed.ipynb"
+    nbformat.write(nb, path)
+    stored = book.execute(path, timeout=120)
+    assert stored.cells[0].outputs[0]["text"] == "mixed_bfloat16\n"
+    record = book.time_in(path, "float32", timeout=120)
+    after = nbformat.read(path, as_version=4)
+    assert after.cells[0].outputs[0]["text"] == "mixed_bfloat16\n"  # the stored run's outputs, untouched
+    meta = after.metadata["cnnbook"]
+    assert meta["runs_in"]["float32"] == record and record["executed_seconds"] > 0
+    assert record["source_hash"] == meta["source_hash"] == book.source_hash(path)
+    assert os.environ["CNNBOOK_DTYPE"] == "mixed_bfloat16"  # restored
+    assert not list(tmp_path.glob(".*.ipynb"))  # no scratch copy left behind
+    with pytest.raises(ValueError, match="dtype must be"):
+        book.time_in(path, "float16")

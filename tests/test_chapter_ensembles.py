@@ -30,7 +30,8 @@ def test_ensemble_chapter_values(chapter_runner):
     # What the ensemble fixes and breaks accounts exactly for the change in errors.
     assert g["ensemble_test_errors"] == g["single_test_errors"] - g["fixed_by_ensemble"] + g["broken_by_ensemble"]
     assert g["ensemble_test_accuracy"] == pytest.approx(1 - g["ensemble_test_errors"] / 10_000)
-    assert g["ensemble_train_seconds"] > g["single_train_seconds"] > 0
+    assert g["ensemble_train_seconds"] == pytest.approx(g["members"] * g["member_share_seconds"]) and g["members"] > 1
+    assert 1 <= g["kept_epoch"] <= 1  # the CI run trains one epoch
     assert g["ensemble_images_per_second"] < g["single_images_per_second"]
 
 
@@ -62,7 +63,8 @@ def test_stored_full_run():
     assert g["soft_val"] >= g["first_val"]
     # The prose: the two voting rules are closer than the best and the worst single seed.
     assert abs(g["soft_val"] - g["hard_val"]) < g["member_val_max"] - g["member_val_min"]
-    assert g["chapter_seconds"] <= 10 * 60  # "a chapter must run in minutes" on 2 CPU cores
+    assert 1 <= g["kept_epoch"] <= training.default_config("mnist").epochs
+    assert g["chapter_seconds"] <= 5 * 60  # the bar of issue 10, float32 on 2 CPU cores
 
 
 def test_stored_full_run_calls_the_difference_by_its_paired_test():

@@ -28,6 +28,22 @@ def test_predict_proba_is_stable_and_float32():
     assert p.dtype == np.float32
 
 
+def test_member_probabilities_split_a_joint_models_stacked_logits():
+    class Joint:  # train_ensemble's joint model: logits stacked as images × members × classes
+        def predict(self, x, batch_size=32, verbose=0):
+            member_logits = np.array([[1000.0, 1000.0, -1000.0], [0.0, 2.0, 0.0]], dtype=np.float32)
+            return np.broadcast_to(member_logits, (len(x), 2, 3))
+
+    first, second = evaluation.member_probabilities(Joint(), np.zeros((4, 28, 28, 1)))
+    np.testing.assert_allclose(first, [[0.5, 0.5, 0.0]] * 4, atol=1e-6)  # stable for huge logits
+    np.testing.assert_allclose(second, [conv.softmax(np.array([0.0, 2.0, 0.0]))] * 4, rtol=1e-6)
+    assert first.dtype == second.dtype == np.float32
+    with pytest.raises(ValueError, match="members"):
+        evaluation.member_probabilities(FakeModel([1.0, 2.0]), np.zeros((2, 4)))  # N×K: not a joint model
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluation.member_probabilities(Joint(), np.zeros((2, 4)), batch_size=0)
+
+
 def test_predict_proba_applies_softmax_to_logits():
     model = FakeModel([2.0, 0.0, -1.0])
     p = evaluation.predict_proba(model, np.zeros((5, 28, 28, 1)), batch_size=64)

@@ -34,8 +34,8 @@ DEFINITIONS = {
     "recipe's callbacks), minus the seconds spent measuring test accuracy for time_to_target",
     "seconds_per_epoch": "train_seconds / epochs (the first epoch includes building the TensorFlow graph)",
     "time_to_target_seconds": "training seconds at the end of the first epoch whose test accuracy reaches the "
-    "target (DAWNBench-style; for an ensemble, at the end of the first member after which the ensemble so far "
-    "reaches it); null: never reached",
+    "target (DAWNBench-style; for the ensemble, whose members train side by side, the soft vote of all members "
+    "at each epoch end); null: never reached",
     "test_accuracy": "accuracy on the test split of the model the recipe returns (last epoch for the tutorial "
     "recipes, best-validation epoch for the book's recipe)",
     "test_correct": "per-image correctness of that model on the test split, in the split's order: one "
@@ -144,7 +144,7 @@ def _reaches_in_time(key: str, claim: str, model: str, reference: str, accuracy:
         ratio = _ratio(seconds, ref["train_seconds"])
         fast = ratio is not None and ratio <= max_ratio
         here = (
-            f"{model} reached {_pct(accuracy)} after {_secs(seconds)} of training ({m.get('progress_unit', 'epoch')} "
+            f"{model} reached {_pct(accuracy)} after {_secs(seconds)} of training (epoch "
             f"{epoch}), {_times(ratio)} {reference}'s {_secs(ref['train_seconds'])}"
             if seconds is not None
             else f"{model} never reached {_pct(accuracy)} ({reference} trained {_secs(ref['train_seconds'])})"
@@ -405,7 +405,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     for m in models:
         reached = _secs(m["time_to_target_seconds"])
         if m["epochs_to_target"] is not None:
-            reached += f" ({m.get('progress_unit', 'epoch')} {m['epochs_to_target']})"
+            reached += f" (epoch {m['epochs_to_target']})"
         lines.append(
             f"| {_cell(m['name'])} | {_PRECISIONS.get(m.get('precision'), '—')} | {m['parameters']:,} "
             f"| {m['epochs']} | {_secs(m['train_seconds'])} "

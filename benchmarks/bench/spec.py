@@ -209,11 +209,11 @@ _BOOK_PART1 = Entry(
 _BOOK_ENSEMBLE = Entry(
     key="book_ensemble",
     name="Book, ensemble of Part I models",
-    source="cnnbook.training.train_ensemble + cnnbook.evaluation.ensemble_average (chapter 10)",
-    recipe="training.ENSEMBLE_MEMBERS Part I models trained one after another with the chapter recipe "
-    "(seeds seed, seed + 1, ...), each keeping its best validation epoch; soft voting (mean probabilities). "
-    "Training time is the sum of the members'; time to target is measured after each member, on the "
-    "ensemble of the members so far",
+    source="cnnbook.training.train_ensemble + cnnbook.evaluation.ensemble_average (chapter 9)",
+    recipe="training.ENSEMBLE_MEMBERS Part I models (initial weights seeded seed, seed + 1, ...) trained side by "
+    "side as the branches of one model with the chapter recipe, keeping the epoch with the best mean validation "
+    "accuracy of the members; soft voting (mean probabilities). Training time is that of the joint run; time to "
+    "target is measured after each epoch, on the soft vote of all members",
     build=_book_part1_model,
     config=_book_config,
     ensemble=True,

@@ -7,7 +7,7 @@ or thread pools never colour the next one's figures and each peak RSS is its
 own.  ``SETTINGS_JSON`` is a :class:`bench.spec.Settings` with its precision
 resolved.  The row's :class:`~bench.spec.Entry` builds the model and names its
 recipe; training goes through :mod:`cnnbook.training` — ``fit_classifier`` for
-the book's recipe, ``train_ensemble`` for the ensemble — except the tutorials'
+the book's recipe, ``train_ensemble`` for the ensemble (its members side by side) — except the tutorials'
 recipe, which :func:`fit_last_epoch` runs (see there why).
 
 What is measured (definitions also in :data:`bench.report.DEFINITIONS`):
@@ -45,7 +45,7 @@ import numpy as np
 from bench.spec import Entry, Settings, entries
 from cnnbook import data, evaluation, training
 
-__all__ = ["TestAccuracyClock", "fit_last_epoch", "main", "run_worker", "settings_from_json"]
+__all__ = ["EnsembleAccuracyClock", "TestAccuracyClock", "fit_last_epoch", "main", "run_worker", "settings_from_json"]
 
 
 class TestAccuracyClock(training.EpochTimer):
@@ -77,8 +77,7 @@ class TestAccuracyClock(training.EpochTimer):
         super().on_epoch_end(epoch, logs)
         now = time.perf_counter()
         self.cumulative.append(now - self._fit_start - self.measuring)
-        predictions = evaluation.predict_proba(self.model, self.x_test).argmax(axis=1)
-        accuracy = evaluation.accuracy(self.y_test, predictions)
+        accuracy = evaluation.accuracy(self.y_test, self.probabilities().argmax(axis=1))
         self.test_accuracy.append(accuracy)
         if self.verbose:
             val = (logs or {}).get("val_accuracy", float("nan"))
@@ -88,6 +87,24 @@ class TestAccuracyClock(training.EpochTimer):
                 flush=True,
             )
         self.measuring += time.perf_counter() - now
+
+    def probabilities(self) -> np.ndarray:
+        """The test split's class probabilities under the model as it is now."""
+        return evaluation.predict_proba(self.model, self.x_test)
+
+
+class EnsembleAccuracyClock(TestAccuracyClock):
+    """:class:`TestAccuracyClock` for ``training.train_ensemble``'s joint model: soft voting of its members."""
+
+    __test__ = False
+
+    def probabilities(self) -> np.ndarray:
+        return _soft_vote(self.model, self.x_test)
+
+
+def _soft_vote(joint: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Mean probabilities of the members of ``training.train_ensemble``'s joint model."""
+    return evaluation.ensemble_average(evaluation.member_probabilities(joint, images))
 
 
 def fit_last_epoch(
@@ -231,45 +248,32 @@ def _ensemble_worker(
     entry: Entry, settings: Settings, splits: data.Splits, config: training.TrainConfig, dtype: str,
     rss_after_data: float, verbose: bool,
 ) -> dict[str, Any]:
-    """Train the book's ensemble; after each member, measure the ensemble so far on the test split (off the clock)."""
+    """Train the book's ensemble (its members side by side); after each epoch, measure its soft vote on the
+    test split (off the clock)."""
     members = training.ENSEMBLE_MEMBERS if not settings.reduced else min(training.ENSEMBLE_MEMBERS, 2)
     augment = entry.augment(settings.seed) if entry.augment is not None else None
-    cumulative: list[float] = []
-    test_accuracy: list[float] = []
-    test_probs: list[np.ndarray] = []
-    clock = {"training": 0.0, "measuring": 0.0}
-
-    def after_member(i: int, result: training.TrainResult) -> None:
-        clock["training"] += result.seconds
-        start = time.perf_counter()
-        test_probs.append(evaluation.predict_proba(result.model, splits.x_test))
-        accuracy = evaluation.accuracy(splits.y_test, evaluation.ensemble_average(test_probs).argmax(axis=1))
-        cumulative.append(clock["training"])
-        test_accuracy.append(accuracy)
-        clock["measuring"] += time.perf_counter() - start
-        if verbose:
-            print(f"  [{entry.key}] member {i + 1}/{members}: {clock['training']:7.1f} s of training, validation "
-                  f"accuracy {result.best_val_accuracy:.4f}, ensemble test accuracy {accuracy:.4f} "
-                  "(measured off the clock)", flush=True)
-
-    results = training.train_ensemble(
-        lambda: entry.build(splits, dtype), splits, config, members, augment=augment, on_member=after_member,
-    )
-    epoch_seconds = [s for r in results for s in r.epoch_seconds]
+    clock = EnsembleAccuracyClock(splits.x_test, splits.y_test, label=entry.key, epochs=config.epochs,
+                                  verbose=verbose)
+    with tempfile.TemporaryDirectory(prefix="cnnbook-benchmark-") as work:
+        nets, result = training.train_ensemble(
+            lambda: entry.build(splits, dtype), splits, config, members, work_dir=work, augment=augment,
+            callbacks=[clock],
+        )
+    probs = _soft_vote(result.model, splits.x_test)
     return _measured(
-        entry, splits, [r.model for r in results], dtype, rss_after_data,
+        entry, splits, nets, dtype, rss_after_data,
         config=_config_info(entry, settings.dataset, config, augment) | {"members": members},
-        final_weights="each member's best validation epoch; soft voting",
-        epochs=len(epoch_seconds),
-        train_seconds=clock["training"],
-        epoch_seconds=epoch_seconds,
-        cumulative_seconds=cumulative,
-        progress_unit="member",
-        measuring_seconds_excluded=clock["measuring"],
-        test_accuracy_by_epoch=test_accuracy,
-        val_accuracy_by_epoch=[r.best_val_accuracy for r in results],
-        test_accuracy=test_accuracy[-1],
-        test_correct=_correct(splits.y_test, evaluation.ensemble_average(test_probs)),
+        final_weights=f"the epoch with the best mean validation accuracy of the members ({result.best_epoch}); "
+        "soft voting",
+        epochs=len(clock.cumulative),
+        train_seconds=result.seconds - clock.measuring,
+        epoch_seconds=clock.seconds,
+        cumulative_seconds=clock.cumulative,
+        measuring_seconds_excluded=clock.measuring,
+        test_accuracy_by_epoch=clock.test_accuracy,
+        val_accuracy_by_epoch=result.history.get("val_accuracy", []),
+        test_accuracy=evaluation.accuracy(splits.y_test, probs.argmax(axis=1)),
+        test_correct=_correct(splits.y_test, probs),
     )
 
 

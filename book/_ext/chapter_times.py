@@ -6,7 +6,9 @@ and ``executed_on``, written by ``python -m cnnbook.book execute``) and from the
 value a chapter glues as ``precision``.  The book never changes Keras' global
 dtype policy, so a chapter that glues no ``precision`` computed in float32.  A
 run made in float32 is also the float32 time a reader without bfloat16 units can
-expect; for a run made in bfloat16 the float32 column says it was not measured.  No number in
+expect; for a run made in bfloat16 the float32 column shows the separate float32
+run that ``python -m cnnbook.book time`` records (``metadata.cnnbook.runs_in``),
+or says it was not measured.  No number in
 the table is typed by hand, and the page is rebuilt when a chapter changes.
 
 Usage in a MyST page::
@@ -52,6 +54,14 @@ def _machine(info: dict[str, Any]) -> str:
     return f"{cpu}, {cores} cores" if cores else cpu
 
 
+def _float32_run(meta: dict[str, Any]) -> str:
+    """The separate float32 timing of a chapter stored in another precision (``cnnbook.book.time_in``)."""
+    run = meta.get("runs_in", {}).get("float32")
+    if not run or run.get("source_hash") != meta.get("source_hash"):
+        return "not measured yet"  # never timed, or timed with other code than the stored run's
+    return f"{_duration(run['executed_seconds'])} (a separate float32 run on {_machine(run.get('executed_on', {}))})"
+
+
 class ChapterTimes(SphinxDirective):
     """A Markdown table: chapter, time of its stored run, where it ran."""
 
@@ -81,7 +91,7 @@ class ChapterTimes(SphinxDirective):
                 total += seconds
             info = meta.get("executed_on", {})
             precision = read_glued(path).get("precision", "float32")
-            float32 = when if precision == "float32" else "not measured yet"
+            float32 = when if precision == "float32" else _float32_run(meta)
             rows.append(
                 f"| {link} | {when} | {_PRECISIONS.get(precision, 'not recorded')} | {float32} | {_machine(info)} |"
             )

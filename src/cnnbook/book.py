@@ -54,6 +54,7 @@ __all__ = [
     "read_glued",
     "reached_definitions",
     "source_hash",
+    "time_in",
 ]
 
 # Chapters are numbered NN_name; appendices A1_name, A2_name, ... come after them in the book.
@@ -647,6 +648,55 @@ def execute(
     return nb
 
 
+def time_in(path: str | os.PathLike[str], dtype: str = "float32", *, timeout: int = 3600) -> dict[str, Any]:
+    """Time a chapter's full run in ``dtype`` and record it in the stored chapter, whose outputs stay as they are.
+
+    A chapter's stored run computes in the precision the book picks for the
+    machine; a reader without bfloat16 units computes in float32.  This runs
+    a copy of the chapter with ``$CNNBOOK_DTYPE=dtype`` (which every chapter
+    honours) and its full-run defaults, discards the copy, and writes
+    ``{"executed_seconds", "executed_on", "source_hash"}`` to the stored
+    chapter's ``metadata.cnnbook.runs_in[dtype]``.  The book's table of
+    chapter times shows it while ``source_hash`` is the stored run's.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The chapter.
+    dtype : str
+        ``"float32"`` or ``"mixed_bfloat16"``.
+    timeout : int
+        Most seconds per cell.
+
+    Returns
+    -------
+    dict
+        What was recorded.
+    """
+    import nbformat
+
+    if dtype not in ("float32", "mixed_bfloat16"):
+        raise ValueError(f"dtype must be 'float32' or 'mixed_bfloat16', got {dtype!r}.")
+    path = Path(path)
+    scratch = path.with_name(f".{path.stem}.{dtype}.ipynb")
+    forced = os.environ.get("CNNBOOK_DTYPE")
+    os.environ["CNNBOOK_DTYPE"] = dtype  # the kernel inherits it
+    try:
+        run = execute(path, output=scratch, timeout=timeout).metadata["cnnbook"]
+    finally:
+        scratch.unlink(missing_ok=True)
+        if forced is None:
+            os.environ.pop("CNNBOOK_DTYPE", None)
+        else:
+            os.environ["CNNBOOK_DTYPE"] = forced
+    record = {key: run[key] for key in ("executed_seconds", "executed_on", "source_hash")}
+    stored = nbformat.read(str(path), as_version=4)
+    meta = stored.metadata.setdefault("cnnbook", {})
+    meta["runs_in"] = {**meta.get("runs_in", {}), dtype: record}
+    nbformat.write(stored, str(path))
+    return record
+
+
 # TensorFlow's C++ runtime logs through absl straight to the kernel's stderr
 # ("I0000 00:00:... port.cc:153] oneDNN custom operations are on", "failed call to
 # cuInit" on machines without a GPU).  They describe the machine, not the chapter.
@@ -763,6 +813,9 @@ def _main(argv: list[str] | None = None) -> int:
     ch.add_argument("notebooks", nargs="+")
     re_ = sub.add_parser("reached", help="list the cnnbook definitions a chapter reaches (what its hash covers)")
     re_.add_argument("notebook")
+    ti = sub.add_parser("time", help="time a chapter's full run in another precision; keeps its stored outputs")
+    ti.add_argument("notebooks", nargs="+")
+    ti.add_argument("--dtype", default="float32", choices=("float32", "mixed_bfloat16"))
     pc = sub.add_parser("prepare-ci", help="write CI-parameterised copies for nbval")
     pc.add_argument("source_dir")
     pc.add_argument("output_dir")
@@ -782,6 +835,11 @@ def _main(argv: list[str] | None = None) -> int:
         for nb in stale:
             print(f"stale: {nb} (re-run: python -m cnnbook.book execute {nb})")
         return 1 if stale else 0
+    if args.command == "time":
+        for nb in args.notebooks:
+            print(f"timing {nb} in {args.dtype} ...", flush=True)
+            print(f"  done in {time_in(nb, args.dtype)['executed_seconds']} s", flush=True)
+        return 0
     if args.command == "reached":
         print("\n".join(reached_definitions(code_cells(args.notebook))))
         return 0

@@ -32,6 +32,7 @@ __all__ = [
     "images_per_second",
     "majority_vote",
     "mcnemar",
+    "member_probabilities",
     "most_confident_mistakes",
     "predict_labels",
     "predict_proba",
@@ -106,6 +107,36 @@ def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bo
     if not from_logits:
         return out.astype(np.float32)
     return conv.softmax(out.astype(np.float64)).astype(np.float32)  # float64 inside, float32 out
+
+
+def member_probabilities(model: Any, x: Any, batch_size: int = 1024) -> list[np.ndarray]:
+    """Each member's class probabilities, from one ``predict`` of an ensemble trained as one model.
+
+    ``model`` is the joint model of :func:`cnnbook.training.train_ensemble`,
+    whose output stacks the members' logits as ``N × members × K``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Anything with ``predict(x, batch_size=..., verbose=0)`` returning ``N × members × K`` logits.
+    x : array-like
+        The inputs.
+    batch_size : int
+        Batch size of ``predict`` (at least 1).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One float32 ``N×K`` probability array per member, in the members' order
+        (for :func:`ensemble_average`, :func:`majority_vote`, ...).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    if out.ndim != 3:
+        raise ValueError(f"the model's output should stack the members' logits as N × members × K; got {out.shape}.")
+    probs = conv.softmax(out.astype(np.float64)).astype(np.float32)  # float64 inside, float32 out
+    return [probs[:, member] for member in range(out.shape[1])]
 
 
 def predict_labels(model: Any, images: Any, batch_size: int = 1024) -> np.ndarray:

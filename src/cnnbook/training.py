@@ -447,50 +447,70 @@ def train_ensemble(
     config: TrainConfig,
     members: int,
     *,
+    work_dir: str | os.PathLike[str] | None = None,
     augment: keras.layers.Layer | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = 0,
-    on_member: Callable[[int, TrainResult], None] | None = None,
-) -> list[TrainResult]:
-    """Train ``members`` models from ``build()``, one after another, on the same splits.
+) -> tuple[list[keras.Model], TrainResult]:
+    """Train ``members`` models from ``build()`` side by side, as the branches of one model.
 
-    Member ``i`` is seeded with ``config.seed + i``: its initial weights, dropout
-    masks and shuffling differ, the data and the validation split do not, so
-    the validation split stays a fair judge of the ensemble.
+    Member ``i`` is built after ``set_seed(config.seed + i)``, so its initial
+    weights and dropout masks are its own; every member sees the same batches
+    (shuffled with ``config.seed``) and the same validation split, which stays
+    a fair judge of the ensemble.  The branches share nothing but the input,
+    and the loss is the mean of the members' losses, so each member's
+    gradient is the one it would get alone, divided by ``members`` — a
+    factor that Adam's normalised steps cancel.  The members therefore learn
+    as if trained one after another on that batch order, but one larger step
+    per batch keeps a CPU's cores busier than a small model alone does (5 Part
+    I models, float32, 2-core AMD EPYC: 1.6× faster together than in turn).
 
     Parameters
     ----------
     build : callable
-        Returns a fresh, untrained model each call.
+        Returns a fresh, untrained model (logits out) each call.
     splits : cnnbook.data.Splits
         The same splits for every member.
     config : TrainConfig
-        The recipe; member ``i`` gets ``seed=config.seed + i``.
+        The recipe.  The epoch kept is the one where the members' *mean*
+        validation accuracy is best (one epoch for all members); early stopping
+        watches that mean too.
     members : int
         How many models (at least 1).
-    augment, callbacks, verbose
-        As for :func:`fit_classifier`.
-    on_member : callable, optional
-        ``on_member(i, result)`` is called after each member (e.g. to measure the
-        ensemble so far).
+    work_dir, augment, callbacks, verbose
+        As for :func:`fit_classifier` (an interrupted run resumes from ``work_dir``).
 
     Returns
     -------
-    list of TrainResult
-        One per member, in training order.
+    members : list of keras.Model
+        The trained members, named ``member_1``, ``member_2``, …, with the weights of the kept epoch.
+    result : TrainResult
+        The joint run: its ``model`` outputs the members' logits stacked as
+        ``images × members × classes``; its history holds the members' mean loss and accuracy.
     """
     if members < 1:
         raise ValueError(f"An ensemble needs at least one member, got {members}.")
-    results = []
+    nets = []
     for i in range(members):
-        member_config = replace(config, seed=config.seed + i)
-        set_seed(member_config.seed)
-        results.append(
-            fit_classifier(build(), splits, member_config, augment=augment, callbacks=callbacks, verbose=verbose)
-        )
-        if on_member is not None:
-            on_member(i, results[-1])
-    return results
+        set_seed(config.seed + i)
+        net = build()
+        net.name = f"member_{i + 1}"  # names must be unique inside the joint model
+        nets.append(net)
+    image = keras.Input(shape=splits.input_shape, name="image")
+    # Stacked as images × members × classes, so that one sparse cross-entropy (labels repeated per member)
+    # averages the members' losses and "accuracy" is their mean accuracy.
+    logits = [keras.layers.Reshape((1, -1), name=f"{net.name}_row")(net(image)) for net in nets]
+    stacked = logits[0] if members == 1 else keras.layers.Concatenate(axis=1, name="members")(logits)
+    joint = keras.Model(image, stacked, name="ensemble")
+    repeated = replace(
+        splits,
+        y_train=np.repeat(splits.y_train[:, None], members, axis=1),
+        y_val=np.repeat(splits.y_val[:, None], members, axis=1),
+    )
+    result = fit_classifier(
+        joint, repeated, config, work_dir=work_dir, augment=augment, callbacks=callbacks, verbose=verbose
+    )
+    return nets, result
 
 
 # --- The Part I model, cached -----------------------------------------------------
@@ -601,9 +621,8 @@ def cached_model(
     keras.Model or None
         Loaded without its optimizer (``compile=False``); ``None`` when no such file exists.
     """
-    config = default_config(dataset, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
     for dtype in hardware.DTYPES:
-        path = model_path(dataset, train_size, config, dtype)
+        path = _cached_recipe(dataset, train_size, epochs, seed, dtype)[2]
         if path.is_file():
             return keras.models.load_model(path, compile=False)
     return None
