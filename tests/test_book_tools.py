@@ -50,6 +50,12 @@ def _notebook(*cells) -> nbformat.NotebookNode:
     return nb
 
 
+def _executed(path: Path, *sources: str) -> tuple[Path, nbformat.NotebookNode]:
+    """A chapter of the code cells ``sources``, written to ``path`` and executed in place."""
+    nbformat.write(_notebook(*(new_code_cell(source) for source in sources)), path)
+    return path, book.execute(path, timeout=120)
+
+
 def _source() -> nbformat.NotebookNode:
     params = new_code_cell("n = 3  # CI: 1")
     params.metadata["tags"] = ["parameters"]
@@ -430,16 +436,12 @@ def test_stored_outputs_hide_this_machines_folders(tmp_path):
     import site
 
     package_file = Path(site.getsitepackages()[0]) / "keras" / "src" / "layers" / "input_layer.py"
-    nb = _notebook(
-        new_code_cell(
-            "import sys, warnings\n"
-            f"print({str(package_file)!r} + ':27: UserWarning: Argument input_shape', file=sys.stderr)\n"
-            "print(sys.prefix)"
-        )
+    _, out = _executed(
+        tmp_path / "07_paths.ipynb",
+        "import sys, warnings\n"
+        f"print({str(package_file)!r} + ':27: UserWarning: Argument input_shape', file=sys.stderr)\n"
+        "print(sys.prefix)",
     )
-    path = tmp_path / "07_paths.ipynb"
-    nbformat.write(nb, path)
-    out = book.execute(path, timeout=120)
     text = "".join(o.get("text", "") for o in out.cells[0].outputs)
     assert "site-packages/keras/src/layers/input_layer.py:27: UserWarning" in text
     assert str(Path(site.getsitepackages()[0])) not in text and sys.prefix not in text
@@ -451,10 +453,7 @@ def test_stored_outputs_name_the_data_folder_by_its_variable(tmp_path, monkeypat
     data_dir = tmp_path / "shared data"
     data_dir.mkdir()
     monkeypatch.setenv("CNNBOOK_DATA_DIR", str(data_dir))
-    nb = _notebook(new_code_cell(f"print('read from:', {str(data_dir / 'mnist')!r})"))
-    path = tmp_path / "08_data_dir.ipynb"
-    nbformat.write(nb, path)
-    out = book.execute(path, timeout=120)
+    _, out = _executed(tmp_path / "08_data_dir.ipynb", f"print('read from:', {str(data_dir / 'mnist')!r})")
     text = "".join(o.get("text", "") for o in out.cells[0].outputs)
     assert text == "read from: $CNNBOOK_DATA_DIR/mnist\n"
 
@@ -462,10 +461,8 @@ def test_stored_outputs_name_the_data_folder_by_its_variable(tmp_path, monkeypat
 def test_stored_chapters_keep_their_figures_in_a_headless_shell(tmp_path, monkeypatch):
     """MPLBACKEND=Agg (CI's setting) must not reach the kernel: Agg would draw every figure into nothing."""
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = _notebook(new_code_cell("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1], [1, 0]);"))
-    path = tmp_path / "09_figure.ipynb"
-    nbformat.write(nb, path)
-    out = book.execute(path, timeout=120)
+    _, out = _executed(tmp_path / "09_figure.ipynb",
+                       "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([0, 1], [1, 0]);")
     assert [o.output_type for o in out.cells[0].outputs] == ["display_data"]
     assert "image/png" in out.cells[0].outputs[0].data
     assert os.environ["MPLBACKEND"] == "Agg"  # restored for the rest of this process
@@ -491,10 +488,7 @@ def test_an_edit_during_the_run_leaves_the_chapter_stale(fake_package, tmp_path)
 def test_time_in_records_a_float32_run_and_keeps_the_stored_outputs(tmp_path, monkeypatch):
     """`book time`: a copy runs with $CNNBOOK_DTYPE forced; the stored chapter keeps its outputs, gains the timing."""
     monkeypatch.setenv("CNNBOOK_DTYPE", "mixed_bfloat16")
-    nb = _notebook(new_code_cell("import os\nprint(os.environ['CNNBOOK_DTYPE'])"))
-    path = tmp_path / "08_timed.ipynb"
-    nbformat.write(nb, path)
-    stored = book.execute(path, timeout=120)
+    path, stored = _executed(tmp_path / "08_timed.ipynb", "import os\nprint(os.environ['CNNBOOK_DTYPE'])")
     assert stored.cells[0].outputs[0]["text"] == "mixed_bfloat16\n"
     record = book.time_in(path, "float32", timeout=120)
     after = nbformat.read(path, as_version=4)
