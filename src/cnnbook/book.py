@@ -664,7 +664,7 @@ def time_in(path: str | os.PathLike[str], dtype: str = "float32", *, timeout: in
     path : str or path-like
         The chapter.
     dtype : str
-        ``"float32"`` or ``"mixed_bfloat16"``.
+        One of :data:`cnnbook.hardware.DTYPES`.
     timeout : int
         Most seconds per cell.
 
@@ -675,8 +675,8 @@ def time_in(path: str | os.PathLike[str], dtype: str = "float32", *, timeout: in
     """
     import nbformat
 
-    if dtype not in ("float32", "mixed_bfloat16"):
-        raise ValueError(f"dtype must be 'float32' or 'mixed_bfloat16', got {dtype!r}.")
+    if dtype not in hardware.DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(hardware.DTYPES)}, got {dtype!r}.")
     path = Path(path)
     scratch = path.with_name(f".{path.stem}.{dtype}.ipynb")
     forced = os.environ.get("CNNBOOK_DTYPE")
@@ -815,7 +815,7 @@ def _main(argv: list[str] | None = None) -> int:
     re_.add_argument("notebook")
     ti = sub.add_parser("time", help="time a chapter's full run in another precision; keeps its stored outputs")
     ti.add_argument("notebooks", nargs="+")
-    ti.add_argument("--dtype", default="float32", choices=("float32", "mixed_bfloat16"))
+    ti.add_argument("--dtype", default="float32", choices=hardware.DTYPES)
     pc = sub.add_parser("prepare-ci", help="write CI-parameterised copies for nbval")
     pc.add_argument("source_dir")
     pc.add_argument("output_dir")
