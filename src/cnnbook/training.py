@@ -137,7 +137,7 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
     return replace(bases[dataset], **overrides)
 
 
-#: Members of the book's ensemble (chapter 10 and the benchmark).
+#: Members of the book's ensemble (chapter 9 and the benchmark).
 ENSEMBLE_MEMBERS = 5
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
