@@ -30,8 +30,8 @@ def test_cifar_cnn_shapes_logits_and_parameter_count():
     assert model.layers[-1].activation is keras.activations.linear  # logits, no softmax
     # Parameter count from the architecture's formula: 3x3 convolutions without bias,
     # 4 BN numbers per channel (gamma, beta, moving mean and variance), one Dense layer.
-    widths = [(3, 32), (32, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
-    expected = sum(9 * c_in * c_out + 4 * c_out for c_in, c_out in widths) + 256 * 10 + 10
+    widths = [(3, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)]
+    expected = sum(9 * c_in * c_out + 4 * c_out for c_in, c_out in widths) + 128 * 10 + 10
     assert model.count_params() == expected
     assert len(_conv_layers(model)) == 7
     assert all(not conv.use_bias for conv in _conv_layers(model))

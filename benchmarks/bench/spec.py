@@ -222,7 +222,7 @@ _BOOK_CIFAR = Entry(
     key="book_cifar",
     name="Book, colour model (best single model)",
     source="cnnbook.models.cifar_cnn + cnnbook.models.cifar_augmentation + training.default_config('cifar10')",
-    recipe="the colour chapter's recipe: cifar_cnn (width 64, per-channel normalisation from the training images' float64 statistics, "
+    recipe="the colour chapter's recipe: cifar_cnn (width 32, per-channel normalisation from the training images' float64 statistics, "
     "images, fused batch normalisation) trained by fit_classifier with training.default_config('cifar10') "
     "(one-cycle AdamW), flips and shifts, in the run's precision; the best validation epoch's weights, without "
     "the chapter's test-time flip averaging",

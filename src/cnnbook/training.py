@@ -130,7 +130,9 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
         # 20 epochs: 30 did no better on the validation split (92.72 % against 92.80 %, one seed);
         # chapter 7 compares 20 with the MNIST recipe's 12 on the validation split.
         "fashion_mnist": TrainConfig(epochs=20, learning_rate=5e-3),
-        "cifar10": TrainConfig(epochs=10, batch_size=256, learning_rate=4e-3, weight_decay=0.05, patience=10),
+        # 16 epochs for the width-32 colour model: on the validation split it passes 85 % in epoch 13
+        # and ends at 86.4 % (see cnnbook.models.cifar_cnn for the widths compared).
+        "cifar10": TrainConfig(epochs=16, batch_size=256, learning_rate=4e-3, weight_decay=0.05, patience=16),
     }
     if dataset not in bases:
         raise ValueError(f"The book has recipes for {', '.join(bases)}, not {dataset!r}.")
