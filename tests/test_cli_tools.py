@@ -96,6 +96,23 @@ def test_interrupted_training_resumes_to_the_same_weights(trained, folder, capsy
         np.testing.assert_array_equal(a, b)
 
 
+def test_cifar10_model_standardises_its_input_channels(folder):
+    # The colour model's first layer divides by the training images' standard deviation per channel;
+    # Normalization takes a *variance*, so the statistics' std must be squared on the way in.
+    import keras
+
+    from cnnbook import data
+
+    out = folder / "colour.keras"
+    workflows.train_to_file("cifar10", out, epochs=1, train_size=200, precision="float32")
+    model = keras.models.load_model(out)
+    normalizer = next(layer for layer in model.layers if isinstance(layer, keras.layers.Normalization))
+    x_train = data.prepare("cifar10", train_size=200, seed=0).x_train
+    standardised = np.asarray(normalizer(x_train))
+    np.testing.assert_allclose(standardised.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(standardised.std(axis=(0, 1, 2)), 1.0, rtol=1e-3)
+
+
 def test_ctrl_c_exits_130_and_says_how_to_resume(monkeypatch, folder, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -342,8 +342,8 @@ def train_to_file(
         work.mkdir(parents=True)
         training.set_seed(seed)
         if dataset == "cifar10":
-            mean, var = data.channel_statistics(splits.x_train)
-            normalizer = keras.layers.Normalization(mean=mean, variance=var)
+            mean, std = data.channel_statistics(splits.x_train)  # a standard deviation: square it
+            normalizer = keras.layers.Normalization(mean=mean, variance=std**2)
             model = models.cifar_cnn(splits.input_shape, splits.num_classes, normalizer=normalizer, dtype=dtype)
         else:
             model = models.mnist_cnn(splits.input_shape, splits.num_classes, dtype=dtype)
