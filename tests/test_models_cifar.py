@@ -1,5 +1,5 @@
 """Tests of the CIFAR-10 builders in :mod:`cnnbook.models`: ``cifar_cnn``,
-``cifar_augmentation`` and ``FusedBatchNormalization``.
+``augmentation`` and ``FusedBatchNormalization``.
 
 Small, deterministic and CPU-only: the model is built, called, trained for a
 step on a few random images, saved and loaded; the fused batch normalisation
@@ -162,13 +162,13 @@ def test_fused_batchnorm_falls_back_for_2d_inputs_and_keeps_its_config():
     assert isinstance(clone, models.FusedBatchNormalization)
 
 
-# --- cifar_augmentation ------------------------------------------------------------
+# --- augmentation ------------------------------------------------------------
 
 
-def test_cifar_augmentation_changes_each_image_independently_and_keeps_shape():
+def test_augmentation_changes_each_image_independently_and_keeps_shape():
     image = np.random.default_rng(4).random((1, 32, 32, 3), dtype=np.float32)
     batch = np.repeat(image, 16, axis=0)
-    out = np.asarray(models.cifar_augmentation(seed=0)(batch, training=True))
+    out = np.asarray(models.augmentation(seed=0)(batch, training=True))
     assert out.shape == batch.shape and out.dtype == np.float32
     distinct = {out[i].tobytes() for i in range(len(out))}
     assert len(distinct) > 8  # one random draw per image, not one per batch
@@ -176,22 +176,24 @@ def test_cifar_augmentation_changes_each_image_independently_and_keeps_shape():
     assert out.min() >= image.min() - 1e-6 and out.max() <= image.max() + 1e-6
 
 
-def test_cifar_augmentation_is_identity_at_inference_and_seeded():
+def test_augmentation_is_identity_at_inference_and_seeded():
     batch = np.random.default_rng(5).random((4, 32, 32, 3), dtype=np.float32)
-    aug = models.cifar_augmentation(seed=0)
+    aug = models.augmentation(seed=0)
     np.testing.assert_array_equal(np.asarray(aug(batch, training=False)), batch)
-    a = np.asarray(models.cifar_augmentation(seed=7)(batch, training=True))
-    b = np.asarray(models.cifar_augmentation(seed=7)(batch, training=True))
+    a = np.asarray(models.augmentation(seed=7)(batch, training=True))
+    b = np.asarray(models.augmentation(seed=7)(batch, training=True))
     np.testing.assert_array_equal(a, b)
 
 
-def test_cifar_augmentation_options():
-    names = [layer.name for layer in models.cifar_augmentation(contrast=0.2).layers]
+def test_augmentation_options():
+    names = [layer.name for layer in models.augmentation(contrast=0.2).layers]
     assert names == ["flip", "translate", "contrast"]
-    assert [layer.name for layer in models.cifar_augmentation(flip=False).layers] == ["translate"]
+    assert [layer.name for layer in models.augmentation(flip=False).layers] == ["translate"]
     with pytest.raises(ValueError, match="translation"):
-        models.cifar_augmentation(translation=1.5)
+        models.augmentation(translation=1.5)
     with pytest.raises(ValueError, match="contrast"):
-        models.cifar_augmentation(contrast=-0.1)
+        models.augmentation(contrast=-0.1)
     with pytest.raises(ValueError, match="does nothing"):
-        models.cifar_augmentation(flip=False, translation=0.0)
+        models.augmentation(flip=False, translation=0.0)
+    with pytest.raises(ValueError, match="fill_mode"):
+        models.augmentation(fill_mode="zeros")

@@ -31,7 +31,8 @@ def tiny_splits(n_train=256, n_val=128, seed=0) -> data.Splits:
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"learning_rate": 0}, "learning_rate"),
-     ({"schedule": "step"}, "schedule"), ({"warmup_fraction": 1.0}, "warmup_fraction")],
+     ({"schedule": "step"}, "schedule"), ({"warmup_fraction": 1.0}, "warmup_fraction"),
+     ({"augmentation": "rotate"}, "augmentation")],
 )
 def test_config_refuses_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -44,6 +45,59 @@ def test_default_config_knows_the_books_datasets_only():
     assert cifar.epochs == 3 and cifar.weight_decay > 0 and cifar.batch_size == 256
     with pytest.raises(ValueError, match="recipes for mnist, fashion_mnist, cifar10"):
         training.default_config("svhn")
+
+
+def test_recipes_name_their_augmentation_and_it_is_built_seeded():
+    assert training.default_config("mnist").augmentation == "none"  # shifts: too little gain for their epochs
+    assert training.default_config("fashion_mnist").augmentation == "none"
+    assert training.augmentation_layer(training.TrainConfig()) is None
+    photos = training.augmentation_layer(training.default_config("cifar10"))
+    assert [layer.name for layer in photos.layers] == ["flip", "translate"]
+    digits = training.augmentation_layer(training.TrainConfig(augmentation="shift", seed=3))
+    assert [layer.name for layer in digits.layers] == ["translate"]  # digits are never mirrored
+    assert digits.layers[0].fill_mode == "constant"  # the border black, like the background
+    batch = np.zeros((16, 28, 28, 1), np.float32)
+    batch[:, 4:24, 4:24] = 1.0  # a white square on black, 4 pixels from every edge
+    a = np.asarray(digits(batch, training=True))
+    b = np.asarray(training.augmentation_layer(training.TrainConfig(augmentation="shift", seed=3))(batch, training=True))
+    np.testing.assert_array_equal(a, b)  # the recipe's seed fixes the draws
+    assert not np.array_equal(a[0], batch[0])  # shifted...
+    assert a[:, :, :, 0].min() == 0.0 and np.abs(a.sum(axis=(1, 2, 3)) - batch[0].sum()).max() < 1.0  # ...black border
+    np.testing.assert_array_equal(np.asarray(digits(batch, training=False)), batch)
+
+
+def test_fit_uses_the_recipes_augmentation_unless_given_one(monkeypatch):
+    seen = []
+    real = data.make_pipeline
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("augment"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data, "make_pipeline", spy)
+    config = training.TrainConfig(epochs=1, batch_size=64, augmentation="shift")
+    training.fit_classifier(models.mnist_cnn(), tiny_splits(), config, verbose=0)
+    assert [layer.name for layer in seen[0].layers] == ["translate"] and seen[1] is None  # validation: never
+    explicit = models.augmentation(seed=0, flip=False, translation=0.05)
+    training.fit_classifier(models.mnist_cnn(), tiny_splits(), config, augment=explicit, verbose=0)
+    assert seen[2] is explicit
+
+
+def test_several_steps_per_execution_still_take_every_step():
+    model = models.mnist_cnn()
+    # 256 images in batches of 32: 8 steps an epoch, fewer than the 16 of one execution.
+    training.fit_classifier(model, tiny_splits(), training.TrainConfig(epochs=2, batch_size=32), verbose=0,
+                            steps_per_execution=16)
+    assert int(model.optimizer.iterations.numpy()) == 2 * 8
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        training.fit_classifier(models.mnist_cnn(), tiny_splits(), training.TrainConfig(epochs=1), steps_per_execution=0)
+
+
+def test_ensemble_recipe_is_the_chapter_recipe_shorter_on_mnist_only():
+    single, member = training.default_config("mnist", seed=4), training.ensemble_config("mnist", seed=4)
+    assert member.epochs < single.epochs and member == training.TrainConfig(**{**vars(single), "epochs": member.epochs})
+    assert training.ensemble_config("mnist", epochs=2).epochs == 2  # an override wins
+    assert training.ensemble_config("fashion_mnist") == training.default_config("fashion_mnist")
 
 
 def test_one_cycle_warms_up_then_decays_to_almost_zero():

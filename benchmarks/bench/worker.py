@@ -160,9 +160,11 @@ def _correct(y_true: np.ndarray, probs: np.ndarray) -> str:
 
 
 def _config_info(entry: Entry, dataset: str, config: training.TrainConfig, augment: Any) -> dict[str, Any]:
-    info: dict[str, Any] = asdict(config) | {"augmentation": None if augment is None else augment.name}
+    # An explicit layer (a tutorial row's) or else the recipe's own (TrainConfig.augmentation).
+    recipe_augmentation = None if config.augmentation == "none" else config.augmentation
+    info: dict[str, Any] = asdict(config) | {"augmentation": recipe_augmentation if augment is None else augment.name}
     if entry.weights == "best":  # the book's recipe: its numbers live in training.default_config, so say so
-        info["origin"] = f"training.default_config({dataset!r})"
+        info["origin"] = f"training.{'ensemble' if entry.ensemble else 'default'}_config({dataset!r})"
     return info
 
 

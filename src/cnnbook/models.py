@@ -15,7 +15,7 @@ from keras import layers
 __all__ = [
     "FusedBatchNormalization",
     "article_cnn",
-    "cifar_augmentation",
+    "augmentation",
     "cifar_cnn",
     "keras_io_convnet",
     "mlp",
@@ -320,22 +320,25 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return tf.cast(y, self.compute_dtype)
 
 
-def cifar_augmentation(
+def augmentation(
     seed: int | None = None,
     translation: float = 0.125,
     flip: bool = True,
     contrast: float = 0.0,
+    fill_mode: str = "reflect",
 ) -> keras.Sequential:
-    """Training-time augmentation for small colour photographs (CIFAR-10).
+    """Training-time augmentation: random shifts, optionally mirror images and contrast changes.
 
-    A random horizontal flip (a mirrored cat is still a cat; an upside-down one
+    The defaults are the colour chapter's for small photographs (CIFAR-10): a
+    random horizontal flip (a mirrored cat is still a cat; an upside-down one
     is rare, so no vertical flip) and a random shift of up to ``translation``
     of the height and width (0.125 = 4 pixels of 32), the border filled by
-    reflection; optionally a random contrast change of up to ``contrast``.
-    Every image in a batch gets its own random draw.  (Keras'
-    ``RandomCrop`` draws *one* crop offset per batch, which is why the shift is
-    done with ``RandomTranslation``.)  Apply it to training batches only, e.g.
-    with ``cnnbook.data.make_pipeline(..., augment=cifar_augmentation())``.
+    reflection.  Digits must not be mirrored: the MNIST recipe shifts only,
+    filling the border with black (``flip=False, fill_mode="constant"``).
+    Every image in a batch gets its own random draw.  (Keras' ``RandomCrop``
+    draws *one* crop offset per batch, which is why the shift is done with
+    ``RandomTranslation``.)  Apply it to training batches only, e.g. with
+    ``cnnbook.data.make_pipeline(..., augment=augmentation())``.
 
     Parameters
     ----------
@@ -348,6 +351,9 @@ def cifar_augmentation(
         Random horizontal flips.
     contrast : float
         Largest random contrast change, in [0, 1) (0: none).
+    fill_mode : str
+        How a shift fills the border: ``"reflect"``, ``"constant"`` (zeros, black),
+        ``"nearest"`` or ``"wrap"``, as for ``keras.layers.RandomTranslation``.
 
     Returns
     -------
@@ -363,6 +369,8 @@ def cifar_augmentation(
         raise ValueError(f"translation is a fraction of the image size in [0, 1), got {translation}.")
     if not 0.0 <= contrast < 1.0:
         raise ValueError(f"contrast must be in [0, 1), got {contrast}.")
+    if fill_mode not in ("reflect", "constant", "nearest", "wrap"):
+        raise ValueError(f"fill_mode must be 'reflect', 'constant', 'nearest' or 'wrap', got {fill_mode!r}.")
     stack: list[layers.Layer] = []
     # Different seeds per layer, so that the flip and the shift are drawn independently.
     if flip:
@@ -372,7 +380,7 @@ def cifar_augmentation(
             layers.RandomTranslation(
                 translation,
                 translation,
-                fill_mode="reflect",
+                fill_mode=fill_mode,
                 seed=None if seed is None else seed + 1,
                 name="translate",
             )
@@ -380,7 +388,7 @@ def cifar_augmentation(
     if contrast > 0:
         stack.append(layers.RandomContrast(contrast, seed=None if seed is None else seed + 2, name="contrast"))
     if not stack:
-        raise ValueError("cifar_augmentation with no flip, no translation and no contrast does nothing.")
+        raise ValueError("augmentation with no flip, no translation and no contrast does nothing.")
     return keras.Sequential(stack, name="augmentation")
 
 

@@ -73,7 +73,7 @@ class Variant:
         Dropout rate before the logits, in [0, 1).
     augment : bool
         Random mirror images and shifts of up to 10 % during training
-        (:func:`cnnbook.models.cifar_augmentation`: clothing, like photographs, may be mirrored,
+        (:func:`cnnbook.models.augmentation`: clothing, like photographs, may be mirrored,
         unlike digits).
     schedule : str
         Learning-rate schedule, as :class:`cnnbook.training.TrainConfig`'s.
@@ -273,8 +273,10 @@ def run_variant(
         batch_norm=variant.batch_norm,
         bn_momentum=bn_momentum,
     )
-    recipe = replace(config, epochs=variant.epochs, schedule=variant.schedule, patience=variant.epochs, seed=seed)
-    augment = models.cifar_augmentation(seed=seed, translation=0.1) if variant.augment else None
+    # The study switches augmentation itself: the recipe's own (config.augmentation) is off in every variant.
+    recipe = replace(config, epochs=variant.epochs, schedule=variant.schedule, patience=variant.epochs, seed=seed,
+                     augmentation="none")
+    augment = models.augmentation(seed=seed, translation=0.1) if variant.augment else None
     result = training.fit_classifier(model, train, recipe, augment=augment, verbose=0)
     return Run(
         variant=variant,

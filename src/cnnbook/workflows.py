@@ -331,9 +331,7 @@ def train_to_file(
     splits = data.prepare(dataset, train_size=train_size, seed=seed)
     steps = math.ceil(len(splits.x_train) / config.batch_size)
     bar = _Progress(progress, config.epochs, steps)
-    augment = None
-    if dataset == "cifar10":
-        augment = models.cifar_augmentation(seed=seed)
+    augment = training.augmentation_layer(config)
     if state:
         model = keras.models.load_model(last_file, compile=True)
         bar.say(f"cnnbook: resuming after epoch {state['epoch']} of {config.epochs} from {work.name}.")
