@@ -100,6 +100,49 @@ def test_ensemble_recipe_is_the_chapter_recipe_shorter_on_mnist_only():
     assert training.ensemble_config("fashion_mnist") == training.default_config("fashion_mnist")
 
 
+class FakeClock:
+    """Each epoch of the fake run lasts the next of ``epoch_seconds``."""
+
+    def __init__(self, epoch_seconds):
+        self.now, self.epochs = 0.0, list(epoch_seconds)
+
+    def __call__(self):
+        return self.now
+
+
+def run_budget(budget, epoch_seconds, planned):
+    """Drive a TimeBudget through ``planned`` epochs as Keras would; return the epochs run."""
+    clock = FakeClock(epoch_seconds)
+    callback = training.TimeBudget(budget, clock=clock)
+    model = models.mnist_cnn()
+    model.stop_training = False  # as Model.fit sets it
+    callback.set_model(model)
+    callback.set_params({"epochs": planned})
+    callback.on_train_begin()
+    for epoch in range(planned):
+        clock.now += clock.epochs[epoch]
+        callback.on_epoch_end(epoch)
+        if callback.model.stop_training:
+            return epoch + 1, callback.stopped_early
+    return planned, callback.stopped_early
+
+
+def test_time_budget_keeps_a_planned_run_and_cuts_a_slow_one():
+    # Planned from 38 s epochs (first one 44 s): three fit into 140 s and all three run.
+    assert run_budget(140, [44, 38, 38], planned=3) == (3, False)
+    # The machine slows to 56 s an epoch: after two epochs (112 s) a third would end near 168 s.
+    assert run_budget(140, [56, 56, 56], planned=3) == (2, True)
+    # The first epoch's graph building is not taken as the pace once later epochs are known.
+    assert run_budget(100, [40, 20, 20, 20], planned=4) == (4, False)
+    with pytest.raises(ValueError, match="positive"):
+        training.TimeBudget(0)
+    # In a real fit: a budget spent by the first epoch ends training there.
+    budget = training.TimeBudget(1e-6)
+    result = training.fit_classifier(models.mnist_cnn(), tiny_splits(), training.TrainConfig(epochs=4, patience=4),
+                                     callbacks=[budget], verbose=0)
+    assert len(result.epoch_seconds) == 1 and budget.stopped_early
+
+
 def test_one_cycle_warms_up_then_decays_to_almost_zero():
     schedule = training.OneCycle(peak=1e-2, total_steps=100, warmup_steps=20)
     rates = np.array([float(schedule(s)) for s in range(100)])
