@@ -68,7 +68,7 @@ def test_stored_full_run():
     assert g["member_epochs"] == training.ensemble_config("mnist").epochs < g["single_epochs"]
     assert g["single_epochs"] == training.default_config("mnist").epochs
     assert 1 <= g["kept_epoch"] <= g["member_epochs"]
-    assert g["chapter_seconds"] <= 10 * 60  # "a chapter must run in minutes" on 2 CPU cores (issue 10 asks 5)
+    assert g["chapter_seconds"] <= 5 * 60  # issue 10: every Part I chapter within 5 min, float32, 2 CPU cores
 
 
 def test_stored_full_run_calls_the_difference_by_its_paired_test():
