@@ -355,6 +355,26 @@ def test_compare_script_runs_two_cheap_models_end_to_end_with_tiny_settings(tmp_
     assert {p: p.read_bytes() for p in (ROOT / "benchmarks" / "results").glob("*")} == committed
 
 
+def test_the_colour_row_chooses_its_test_time_views_on_validation_and_reports_them(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dataset", "cifar10", "--models", "book_cifar", "--precision", "float32",
+         "--train-size", "256", "--validation-size", "200", "--test-size", "200", "--max-epochs", "1",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (row,) = json.loads((out / "cifar10-float32.json").read_text())["models"]
+    scores = row["val_accuracy_by_views"]
+    assert list(scores) == ["plain", "flip", "flip_shift"] and all(0.0 <= v <= 1.0 for v in scores.values())
+    assert row["test_views"] == max(scores, key=scores.get)  # the validation split decides, the cheapest of ties
+    assert row["test_correct"].count("1") / 200 == pytest.approx(row["test_accuracy"])  # the final, with views
+    assert 0.0 <= row["test_accuracy_without_views"] <= 1.0
+    assert f"test-time views '{row['test_views']}'" in row["final_weights"]
+    assert f"test-time views chosen on the validation split (plain {scores['plain']:.2%}" in (
+        out / "cifar10-float32.md").read_text()
+
+
 def test_compare_script_refuses_bfloat16_on_a_cpu_without_units(tmp_path, monkeypatch):
     import compare  # benchmarks/compare.py, on sys.path above
 

@@ -191,8 +191,19 @@ def test_precision_benchmark_is_recorded(cifar):
     assert "fastest here:" in stream_text(code_cell(nb, "dtype, fused_batchnorm = fastest"))
 
 
+def _chosen_views(nb: dict, glued: dict) -> str:
+    """The test-time views the chapter printed, checked to be the validation split's best (cheapest of ties)."""
+    text = stream_text(code_cell(nb, "test_views = max(evaluation.VIEWS"))
+    chosen = text.split("-> test-time views: ")[1].strip().strip("'")
+    scores = {views: glued[f"val_{views}"] for views in ("plain", "flip", "flip_shift")}
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert chosen == max(scores, key=scores.get)  # dicts keep order: plain, flip, flip_shift
+    return chosen
+
+
 def test_cifar_evaluation_values(cifar):
-    _, glued = cifar
+    nb, glued = cifar
+    _chosen_views(nb, glued)
     assert glued["test_images"] == 1000
     assert glued["cifar_test_low"] <= glued["cifar_test_accuracy"] <= glued["cifar_test_high"]
     assert 0.0 <= glued["worst_recall"] <= glued["best_recall"] <= 1.0
@@ -207,6 +218,7 @@ def test_stored_full_run_cifar():
     glued = book.read_glued(nb)
     assert glued["test_images"] == 10_000
     assert glued["cifar_test_accuracy"] >= 0.85
+    _chosen_views(nb, glued)
     # The per-channel means of the training split, in float64 (a float32 sum once gave 0.3641 for all three).
     assert glued["mean_red"] == pytest.approx(0.4914, abs=2e-3)
     assert glued["mean_green"] == pytest.approx(0.4822, abs=2e-3)

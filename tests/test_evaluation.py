@@ -57,6 +57,54 @@ def test_predict_proba_applies_softmax_to_logits():
         evaluation.predict_proba(model, np.zeros((2, 4)), batch_size=0)
 
 
+class CornerModel:
+    """Scores an image by two of its pixels, so that which views were used shows in the output."""
+
+    def __init__(self):
+        self.inputs = []
+
+    def predict(self, x, batch_size=32, verbose=0):
+        x = np.asarray(x)
+        self.inputs.append(x.copy())
+        return np.stack([x[:, 0, 0, 0], x[:, 1, 2, 0]], axis=1)  # top-left pixel; row 1, column 2
+
+
+def test_predict_views_averages_the_mirror_and_one_pixel_shifts():
+    images = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5, 1)
+    plain = evaluation.predict_views(CornerModel(), images, views="plain")
+    np.testing.assert_allclose(plain, np.stack([images[:, 0, 0, 0], images[:, 1, 2, 0]], axis=1))
+    model = CornerModel()
+    flipped = evaluation.predict_views(model, images, views="flip")
+    assert len(model.inputs) == 2
+    np.testing.assert_array_equal(model.inputs[1], images[:, :, ::-1])
+    np.testing.assert_allclose(flipped[:, 0], (images[:, 0, 0, 0] + images[:, 0, 4, 0]) / 2)
+    model = CornerModel()
+    six = evaluation.predict_views(model, images, views="flip_shift", batch_size=7)
+    assert len(model.inputs) == 6 and all(v.shape == images.shape for v in model.inputs)
+    down_right, up_left = model.inputs[2], model.inputs[4]
+    np.testing.assert_array_equal(down_right[:, 1:, 1:], images[:, :-1, :-1])  # content moved by (+1, +1)
+    np.testing.assert_array_equal(up_left[:, :-1, :-1], images[:, 1:, 1:])  # and by (-1, -1)
+    np.testing.assert_array_equal(down_right[:, 0, 1:], images[:, 1, :-1])  # border filled by reflection
+    np.testing.assert_array_equal(model.inputs[3], down_right[:, :, ::-1])
+    expected = np.mean([m.predict(v) for v in model.inputs for m in [CornerModel()]], axis=0)
+    np.testing.assert_allclose(six, expected, rtol=1e-6)
+    assert six.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "images, kwargs, match",
+    [
+        (np.zeros((2, 4, 4, 1)), {"views": "rotate"}, "views must be one of"),
+        (np.zeros((2, 4, 4, 1)), {"batch_size": 0}, "batch_size"),
+        (np.zeros((2, 16)), {}, "N×H×W×C"),
+        (np.zeros((2, 1, 4, 1)), {}, "2×2"),
+    ],
+)
+def test_predict_views_refuses_bad_arguments(images, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        evaluation.predict_views(CornerModel(), images, **kwargs)
+
+
 class FakeKerasModel(FakeModel):
     """Also callable, like a Keras model: ``model(x, training=False)``."""
 

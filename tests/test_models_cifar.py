@@ -79,6 +79,27 @@ def test_cifar_cnn_normalizer_goes_inside_the_model():
     np.testing.assert_allclose(np.ravel(normalizer.variance), x.var(axis=(0, 1, 2)), rtol=1e-3)
 
 
+def test_channel_normalizer_standardises_each_channel_and_survives_saving(tmp_path):
+    mean, std = [0.5, 0.25, 0.1], [0.2, 0.5, 0.05]
+    layer = models.channel_normalizer(mean, std)
+    x = np.array(mean, np.float32) + np.array(std, np.float32) * np.array([[[[1.0, -2.0, 3.0]]]], np.float32)
+    np.testing.assert_allclose(np.asarray(layer(x)), [[[[1.0, -2.0, 3.0]]]], rtol=1e-5)
+    model = models.cifar_cnn(width=8, normalizer=layer)
+    assert model.layers[1] is layer and layer.name == "normalize"
+    model.save(tmp_path / "normalized.keras")
+    reloaded = keras.models.load_model(tmp_path / "normalized.keras")
+    np.testing.assert_allclose(np.ravel(reloaded.get_layer("normalize").variance), np.square(std), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "mean, std, match",
+    [([0.5, 0.5], [0.2], "one value per channel"), ([], [], "one value per channel"), ([0.5], [0.0], "positive")],
+)
+def test_channel_normalizer_refuses_mismatched_or_degenerate_statistics(mean, std, match):
+    with pytest.raises(ValueError, match=match):
+        models.channel_normalizer(mean, std)
+
+
 def test_cifar_cnn_mixed_bfloat16_keeps_logits_and_weights_float32():
     model = models.cifar_cnn(width=8, dtype="mixed_bfloat16")
     conv = model.get_layer("stage1a_conv")

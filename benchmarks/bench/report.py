@@ -346,6 +346,17 @@ def _config_text(config: dict[str, Any] | None) -> str:
     )
 
 
+def _views_text(model: dict[str, Any]) -> str:
+    """The test-time views a row chose on the validation split, and what they changed on the test split."""
+    if not model.get("test_views"):
+        return ""
+    scores = ", ".join(f"{views} {accuracy:.2%}" for views, accuracy in model["val_accuracy_by_views"].items())
+    return (
+        f"; test-time views chosen on the validation split ({scores}): '{model['test_views']}', "
+        f"test accuracy {model['test_accuracy']:.2%} with them, {model['test_accuracy_without_views']:.2%} without"
+    )
+
+
 def _precision_and_machine(report: dict[str, Any]) -> str:
     """The first line: the run's precision (per row) and the machine, bfloat16 units included."""
     machine = report["machine"]
@@ -426,7 +437,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append("Recipes, as run here:")
     lines.append("")
     for m in models:
-        lines.append(f"- **{_cell(m['name'])}** (`{m['key']}`): {m['recipe']}{_config_text(m.get('config'))}.")
+        lines.append(f"- **{_cell(m['name'])}** (`{m['key']}`): {m['recipe']}{_config_text(m.get('config'))}"
+                     f"{_views_text(m)}.")
     lines.append("")
     if report["bars"]:
         lines.append(f"The book's bars on {report['dataset_name']}:")

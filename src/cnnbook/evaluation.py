@@ -21,6 +21,7 @@ __all__ = [
     "McNemar",
     "Table",
     "VERDICTS",
+    "VIEWS",
     "accuracy",
     "accuracy_interval",
     "calibration",
@@ -36,6 +37,7 @@ __all__ = [
     "most_confident_mistakes",
     "predict_labels",
     "predict_proba",
+    "predict_views",
     "history_table",
     "report_table",
     "top_k",
@@ -107,6 +109,63 @@ def predict_proba(model: Any, x: Any, batch_size: int = 1024, *, from_logits: bo
     if not from_logits:
         return out.astype(np.float32)
     return conv.softmax(out.astype(np.float64)).astype(np.float32)  # float64 inside, float32 out
+
+
+#: Test-time views of :func:`predict_views`, by name: the image alone; with its mirror image; with
+#: both moved one pixel diagonally each way as well (the mirror, and shifts of 1 px, are among the
+#: variations the colour chapter's augmentation trains on).
+VIEWS = ("plain", "flip", "flip_shift")
+
+
+def predict_views(model: Any, images: Any, views: str = "flip", batch_size: int = 1024) -> np.ndarray:
+    """Mean logits of ``model`` over test-time views of each image (test-time augmentation).
+
+    ``"plain"`` is one ``predict``; ``"flip"`` averages each image with its
+    left–right mirror image (2 views); ``"flip_shift"`` adds the image and its
+    mirror moved by one pixel down-right and up-left, the border filled by
+    reflection (6 views).  Only views the model saw during training help: use
+    it for a model trained with flips and shifts, and decide which views to use
+    on validation data.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Anything with ``predict(x, batch_size=..., verbose=0)`` returning ``N×K`` scores.
+    images : array-like
+        ``N×H×W×C`` images, at least 2×2 pixels.
+    views : str
+        One of :data:`VIEWS`.
+    batch_size : int
+        Batch size of ``predict`` (at least 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``N×K``, the mean of the model's outputs over the views.
+    """
+    if views not in VIEWS:
+        raise ValueError(f"views must be one of {', '.join(VIEWS)}; got {views!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    x = np.asarray(images)
+    if x.ndim != 4 or min(x.shape[1:3]) < 2:
+        raise ValueError(f"images must be N×H×W×C with at least 2×2 pixels; got shape {x.shape}.")
+    variants = [x]
+    if views in ("flip", "flip_shift"):
+        variants.append(x[:, :, ::-1])
+    if views == "flip_shift":
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        height, width = x.shape[1:3]
+        for start in (0, 2):  # a window starting at 0 moves the content down-right, at 2 up-left
+            moved = padded[:, start:start + height, start:start + width]
+            variants += [moved, moved[:, :, ::-1]]
+    total = None
+    for variant in variants:
+        out = np.asarray(model.predict(variant, batch_size=batch_size, verbose=0), dtype=np.float64)
+        if out.ndim != 2:
+            raise ValueError(f"the model's output should be N×K scores; got shape {out.shape}.")
+        total = out if total is None else total + out
+    return (total / len(variants)).astype(np.float32)
 
 
 def member_probabilities(model: Any, x: Any, batch_size: int = 1024) -> list[np.ndarray]:

@@ -16,6 +16,7 @@ __all__ = [
     "FusedBatchNormalization",
     "article_cnn",
     "augmentation",
+    "channel_normalizer",
     "cifar_cnn",
     "keras_io_convnet",
     "mlp",
@@ -392,6 +393,38 @@ def augmentation(
     return keras.Sequential(stack, name="augmentation")
 
 
+def channel_normalizer(mean: Sequence[float], std: Sequence[float], name: str = "normalize") -> layers.Normalization:
+    """A layer that standardises each colour channel: ``(x - mean) / std``.
+
+    Give it statistics of the *training* images only, e.g. from
+    :func:`cnnbook.data.channel_statistics` (which sums in float64: Keras'
+    ``Normalization.adapt`` sums in float32 and stalls on CIFAR-10's training
+    split), and put it first in the model — as :func:`cifar_cnn`'s
+    ``normalizer`` — so that the saved model carries its own preprocessing.
+
+    Parameters
+    ----------
+    mean, std : sequence of float
+        One mean and one (positive) standard deviation per channel.
+    name : str
+        The layer's name.
+
+    Returns
+    -------
+    keras.layers.Normalization
+        With fixed statistics (no ``adapt`` needed).
+    """
+    mean_values = [float(m) for m in mean]
+    std_values = [float(s) for s in std]
+    if not mean_values or len(mean_values) != len(std_values):
+        raise ValueError(f"mean and std need one value per channel; got {len(mean_values)} and {len(std_values)}.")
+    if not all(s > 0 for s in std_values):
+        raise ValueError(f"std must be positive in every channel, got {std_values}: is a channel constant?")
+    return layers.Normalization(
+        axis=-1, mean=mean_values, variance=[s * s for s in std_values], name=name  # the layer takes a variance
+    )
+
+
 def cifar_cnn(
     input_shape: Sequence[int] = (32, 32, 3),
     num_classes: int = 10,
@@ -424,7 +457,9 @@ def cifar_cnn(
     seed 0): width 32 trains 3.5× as fast per epoch as width 64 and reaches
     86.4 % validation accuracy in 16 epochs (87.3 % with flip averaging),
     against 88.2 % test for width 64 in 10 epochs; width 48 ends a point
-    higher but needs 1.8× the time of width 32 to pass 85 %.
+    higher but needs 1.8× the time of width 32 to pass 85 %.  Given about the
+    same time, width 32 for 20 epochs beat width 40 for 14 (87.8 % against
+    87.2 %; 89.6 % against 88.6 % with six test-time views).
 
     Parameters
     ----------

@@ -340,8 +340,7 @@ def train_to_file(
         work.mkdir(parents=True)
         training.set_seed(seed)
         if dataset == "cifar10":
-            mean, std = data.channel_statistics(splits.x_train)  # a standard deviation: square it
-            normalizer = keras.layers.Normalization(mean=mean, variance=std**2)
+            normalizer = models.channel_normalizer(*data.channel_statistics(splits.x_train))
             model = models.cifar_cnn(splits.input_shape, splits.num_classes, normalizer=normalizer, dtype=dtype)
         else:
             model = models.mnist_cnn(splits.input_shape, splits.num_classes, dtype=dtype)
