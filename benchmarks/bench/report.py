@@ -350,10 +350,12 @@ def _views_text(model: dict[str, Any]) -> str:
     """The test-time views a row chose on the validation split, and what they changed on the test split."""
     if not model.get("test_views"):
         return ""
-    scores = ", ".join(f"{views} {accuracy:.2%}" for views, accuracy in model["val_accuracy_by_views"].items())
+    scores = ", ".join(f"{views} {_pct(accuracy)}" for views, accuracy in model["val_accuracy_by_views"].items())
+    passes = {"plain": 1, "flip": 2, "flip_shift": 6}[model["test_views"]]
     return (
         f"; test-time views chosen on the validation split ({scores}): '{model['test_views']}', "
-        f"test accuracy {model['test_accuracy']:.2%} with them, {model['test_accuracy_without_views']:.2%} without"
+        f"test accuracy {_pct(model['test_accuracy'])} with them, {_pct(model['test_accuracy_without_views'])} without"
+        + (f" (at {passes} forward passes per image: the inference column counts one)" if passes > 1 else "")
     )
 
 
