@@ -178,8 +178,9 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
         "fashion_mnist": TrainConfig(epochs=20, learning_rate=5e-3),
         # 20 epochs for the width-32 colour model, chosen on the validation split (float32, seed 0, 2-core
         # AMD EPYC): 87.8 % (89.1 % averaged with mirror images, 89.6 % with six test-time views) against
-        # 86.3 % (87.2 %, 87.7 %) after 16 epochs; width 40 for 14 epochs, about the same time, reached
-        # 87.2 % (88.6 %). Label smoothing 0.1 made no difference at 16 epochs (87.3 % with mirror images).
+        # 86.3 % (87.2 % with mirror images) after 16 epochs; width 40 for 14 epochs, about the same time,
+        # reached 87.2 % (88.6 % with six views). Label smoothing 0.1 made no difference at 16 epochs
+        # (87.3 % with mirror images).
         # 20 epochs keep chapter 8 under 20 minutes in float32 on two cores; more would not.
         "cifar10": TrainConfig(
             epochs=20, batch_size=256, learning_rate=4e-3, weight_decay=0.05, patience=20, augmentation="flip_shift"
