@@ -80,7 +80,7 @@ def test_predict_views_averages_the_mirror_and_one_pixel_shifts():
     np.testing.assert_allclose(flipped[:, 0], (images[:, 0, 0, 0] + images[:, 0, 4, 0]) / 2)
     model = CornerModel()
     six = evaluation.predict_views(model, images, views="flip_shift", batch_size=7)
-    assert len(model.inputs) == 6 and all(v.shape == images.shape for v in model.inputs)
+    assert len(model.inputs) == 6 == evaluation.VIEWS["flip_shift"] and all(v.shape == images.shape for v in model.inputs)
     down_right, up_left = model.inputs[2], model.inputs[4]
     np.testing.assert_array_equal(down_right[:, 1:, 1:], images[:, :-1, :-1])  # content moved by (+1, +1)
     np.testing.assert_array_equal(up_left[:, :-1, :-1], images[:, 1:, 1:])  # and by (-1, -1)
@@ -89,6 +89,27 @@ def test_predict_views_averages_the_mirror_and_one_pixel_shifts():
     expected = np.mean([m.predict(v) for v in model.inputs for m in [CornerModel()]], axis=0)
     np.testing.assert_allclose(six, expected, rtol=1e-6)
     assert six.dtype == np.float32
+
+
+class EdgeModel:
+    """Scores class 0 by an image's left edge and class 1 by its right edge: a mirror image swaps them."""
+
+    def predict(self, x, batch_size=32, verbose=0):
+        x = np.asarray(x)
+        return np.stack([x[:, :, 0, 0].mean(axis=1), x[:, :, -1, 0].mean(axis=1)], axis=1)
+
+
+def test_choose_views_takes_the_best_on_validation_and_the_cheapest_of_equals():
+    # Brighter on the right, labelled 0: alone each image is scored 1 (wrong); averaged with its mirror
+    # image the two scores tie and argmax gives 0 (right), with or without the shifts.
+    images = np.tile(np.linspace(0.0, 1.0, 5, dtype=np.float32), (3, 4, 1))[..., None]
+    labels = np.zeros(3, dtype=int)
+    chosen, accuracies = evaluation.choose_views(EdgeModel(), images, labels, batch_size=2)
+    assert accuracies == {"plain": 0.0, "flip": 1.0, "flip_shift": 1.0}
+    assert list(accuracies) == list(evaluation.VIEWS)
+    assert chosen == "flip"  # as good as six views, at a third of the passes
+    same_everywhere = np.full((3, 4, 5, 1), 0.5, dtype=np.float32)
+    assert evaluation.choose_views(EdgeModel(), same_everywhere, labels)[0] == "plain"
 
 
 @pytest.mark.parametrize(

@@ -351,7 +351,7 @@ def _views_text(model: dict[str, Any]) -> str:
     if not model.get("test_views"):
         return ""
     scores = ", ".join(f"{views} {_pct(accuracy)}" for views, accuracy in model["val_accuracy_by_views"].items())
-    passes = {"plain": 1, "flip": 2, "flip_shift": 6}[model["test_views"]]
+    passes = evaluation.VIEWS[model["test_views"]]
     return (
         f"; test-time views chosen on the validation split ({scores}): '{model['test_views']}', "
         f"test accuracy {_pct(model['test_accuracy'])} with them, {_pct(model['test_accuracy_without_views'])} without"

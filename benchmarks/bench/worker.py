@@ -230,11 +230,7 @@ def run_worker(key: str, settings: Settings, verbose: bool = True) -> dict[str, 
 def _test_views(model: keras.Model, splits: data.Splits) -> dict[str, Any]:
     """The chapter's test-time augmentation: the views best on the validation split (the cheapest of equals),
     then the test split's probabilities under them."""
-    val_accuracy = {
-        views: evaluation.accuracy(splits.y_val, evaluation.predict_views(model, splits.x_val, views).argmax(axis=1))
-        for views in evaluation.VIEWS
-    }
-    chosen = max(evaluation.VIEWS, key=val_accuracy.get)
+    chosen, val_accuracy = evaluation.choose_views(model, splits.x_val, splits.y_val)
     return {
         "test_views": chosen,
         "val_accuracy_by_views": val_accuracy,
