@@ -197,6 +197,22 @@ def test_augmentation_changes_each_image_independently_and_keeps_shape():
     assert out.min() >= image.min() - 1e-6 and out.max() <= image.max() + 1e-6
 
 
+def test_augmentation_shifts_by_whole_pixels_unless_asked_to_blend():
+    image = np.random.default_rng(6).random((1, 32, 32, 1), dtype=np.float32)
+    batch = np.repeat(image, 32, axis=0)
+    values = set(image.ravel().tolist())
+    whole = np.asarray(models.augmentation(seed=0, flip=False)(batch, training=True))
+    assert set(whole.ravel().tolist()) <= values  # every pixel a copy of one of the image's pixels
+    for out in whole:  # a shift of at most 2 pixels (0.0625 of 32), reflected at the border
+        offsets = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if np.array_equal(out[2:-2, 2:-2], image[0, 2 - dy:30 - dy, 2 - dx:30 - dx])]
+        assert len(offsets) == 1
+    blended = np.asarray(models.augmentation(seed=0, flip=False, interpolation="bilinear")(batch, training=True))
+    assert not set(blended.ravel().tolist()) <= values  # fractions of a pixel mix neighbours
+    with pytest.raises(ValueError, match="interpolation"):
+        models.augmentation(interpolation="bicubic")
+
+
 def test_augmentation_is_identity_at_inference_and_seeded():
     batch = np.random.default_rng(5).random((4, 32, 32, 3), dtype=np.float32)
     aug = models.augmentation(seed=0)

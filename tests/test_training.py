@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 
@@ -53,6 +54,11 @@ def test_recipes_name_their_augmentation_and_it_is_built_seeded():
     assert training.augmentation_layer(training.TrainConfig()) is None
     photos = training.augmentation_layer(training.default_config("cifar10"))
     assert [layer.name for layer in photos.layers] == ["flip", "translate"]
+    assert photos.layers[1].interpolation == "nearest"  # whole pixels: the shifted photographs stay sharp
+    # Chapter 8 builds its augmentation from models.augmentation's defaults: they must be the recipe's.
+    defaults = inspect.signature(models.augmentation).parameters
+    preset = training.AUGMENTATIONS["flip_shift"]
+    assert {name: defaults[name].default for name in preset} == preset
     digits = training.augmentation_layer(training.TrainConfig(augmentation="shift", seed=3))
     assert [layer.name for layer in digits.layers] == ["translate"]  # digits are never mirrored
     assert digits.layers[0].fill_mode == "constant"  # the border black, like the background

@@ -323,19 +323,20 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
 def augmentation(
     seed: int | None = None,
-    translation: float = 0.125,
+    translation: float = 0.0625,
     flip: bool = True,
     contrast: float = 0.0,
     fill_mode: str = "reflect",
+    interpolation: str = "nearest",
 ) -> keras.Sequential:
     """Training-time augmentation: random shifts, optionally mirror images and contrast changes.
 
     The defaults are the colour chapter's for small photographs (CIFAR-10): a
     random horizontal flip (a mirrored cat is still a cat; an upside-down one
     is rare, so no vertical flip) and a random shift of up to ``translation``
-    of the height and width (0.125 = 4 pixels of 32), the border filled by
-    reflection.  Digits must not be mirrored: the MNIST recipe shifts only,
-    filling the border with black (``flip=False, fill_mode="constant"``).
+    of the height and width (0.0625 = 2 pixels of 32) by whole pixels, the
+    border filled by reflection.  Digits must not be mirrored: the MNIST recipe
+    shifts only, filling the border with black (``flip=False, fill_mode="constant"``).
     Every image in a batch gets its own random draw.  (Keras' ``RandomCrop``
     draws *one* crop offset per batch, which is why the shift is done with
     ``RandomTranslation``.)  Apply it to training batches only, e.g. with
@@ -355,6 +356,10 @@ def augmentation(
     fill_mode : str
         How a shift fills the border: ``"reflect"``, ``"constant"`` (zeros, black),
         ``"nearest"`` or ``"wrap"``, as for ``keras.layers.RandomTranslation``.
+    interpolation : str
+        ``"nearest"`` moves the image by whole pixels, keeping it sharp, as a
+        random crop does; ``"bilinear"`` (Keras' default) moves it by fractions of
+        a pixel, blending neighbours, so most shifted images come out slightly blurred.
 
     Returns
     -------
@@ -372,6 +377,8 @@ def augmentation(
         raise ValueError(f"contrast must be in [0, 1), got {contrast}.")
     if fill_mode not in ("reflect", "constant", "nearest", "wrap"):
         raise ValueError(f"fill_mode must be 'reflect', 'constant', 'nearest' or 'wrap', got {fill_mode!r}.")
+    if interpolation not in ("nearest", "bilinear"):
+        raise ValueError(f"interpolation must be 'nearest' or 'bilinear', got {interpolation!r}.")
     stack: list[layers.Layer] = []
     # Different seeds per layer, so that the flip and the shift are drawn independently.
     if flip:
@@ -382,6 +389,7 @@ def augmentation(
                 translation,
                 translation,
                 fill_mode=fill_mode,
+                interpolation=interpolation,
                 seed=None if seed is None else seed + 1,
                 name="translate",
             )

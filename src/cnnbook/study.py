@@ -276,7 +276,7 @@ def run_variant(
     # The study switches augmentation itself: the recipe's own (config.augmentation) is off in every variant.
     recipe = replace(config, epochs=variant.epochs, schedule=variant.schedule, patience=variant.epochs, seed=seed,
                      augmentation="none")
-    augment = models.augmentation(seed=seed, translation=0.1) if variant.augment else None
+    augment = models.augmentation(seed=seed, translation=0.1, interpolation="bilinear") if variant.augment else None
     result = training.fit_classifier(model, train, recipe, augment=augment, verbose=0)
     return Run(
         variant=variant,

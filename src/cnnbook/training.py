@@ -117,9 +117,15 @@ class TrainConfig:
 AUGMENTATIONS: dict[str, dict[str, Any] | None] = {
     "none": None,
     # Digits: shifts of up to 10 % (2.8 of 28 pixels) with a black border; never mirrored (a mirrored 7 is no 7).
-    "shift": {"translation": 0.1, "flip": False, "fill_mode": "constant"},
-    # Photographs (chapter 8): mirror images and shifts of up to 4 of 32 pixels, the border reflected.
-    "flip_shift": {"translation": 0.125, "flip": True, "fill_mode": "reflect"},
+    "shift": {"translation": 0.1, "flip": False, "fill_mode": "constant", "interpolation": "bilinear"},
+    # Photographs (chapter 8): mirror images and shifts by whole pixels, up to 2 of 32, the border reflected.
+    # Chosen on the validation split (float32, seed 0, 2-core AMD EPYC, 20 epochs; plain / six test-time
+    # views): up to 4 px with bilinear blending 87.8 / 89.6 %, by whole pixels 87.6 / 89.5 %; up to 2 px by
+    # whole pixels 88.2 / 90.0 %. One seed each: variants of the 2-px recipe without dropout (87.6 / 89.7 %)
+    # or with weight decay 0.02 (87.5 / 89.2 %) show a spread of about half a point: the gain is within
+    # that spread. The 20-epoch model underfits (training accuracy on augmented images 90.9 % with 4 px,
+    # 93.9 % with 2 px), so milder augmentation lets it fit more.
+    "flip_shift": {"translation": 0.0625, "flip": True, "fill_mode": "reflect", "interpolation": "nearest"},
 }
 
 
@@ -176,7 +182,8 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
         # Mirror images and shifts of up to 10 % cost 1.7 points there (91.06 %, one seed): the small model
         # cannot fit the harder task in 20 epochs.
         "fashion_mnist": TrainConfig(epochs=20, learning_rate=5e-3),
-        # 20 epochs for the width-32 colour model, chosen on the validation split (float32, seed 0, 2-core
+        # 20 epochs for the width-32 colour model (measured with shifts of up to 4 px; the recipe's milder
+        # shifts are chosen in AUGMENTATIONS), chosen on the validation split (float32, seed 0, 2-core
         # AMD EPYC): 87.8 % (89.1 % averaged with mirror images, 89.6 % with six test-time views) against
         # 86.3 % (87.2 % with mirror images) after 16 epochs; width 40 for 14 epochs, about the same time,
         # reached 87.2 % (88.6 % with six views). Label smoothing 0.1 made no difference at 16 epochs
