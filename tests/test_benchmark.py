@@ -277,6 +277,20 @@ def test_cifar_bars_accuracy_and_float32_time():
     assert _bar(only_book, "cifar10_speed")["verdict"] == "not judged (article not part of this run)"
 
 
+def test_the_report_spells_out_the_recipes_augmentation():
+    book = _book([0.985, 0.990, 0.9925, 0.993, 0.996, 0.9955], 0.996, "float32")
+    book["config"] |= {"augmentation": "flip_shift", "augmentation_settings": {
+        "translation": 0.0625, "flip": True, "fill_mode": "reflect", "interpolation": "nearest"}}
+    text = to_markdown(_report(Settings(models=("book_part1",), precision="float32"), [book]))
+    assert ("augmentation 'flip_shift' (mirror images, shifts of up to 6.25 % of the side "
+            "(by whole pixels, reflect border))") in text
+    book["config"]["augmentation_settings"] = {"translation": 0.1, "flip": False, "fill_mode": "constant",
+                                               "interpolation": "bilinear"}
+    text = to_markdown(_report(Settings(models=("book_part1",), precision="float32"), [book]))
+    assert "(shifts of up to 10 % of the side (bilinear interpolation, constant border))" in text
+    assert "mirror images" not in text
+
+
 def test_a_reduced_run_is_labelled_and_judges_no_bar():
     report = _report(Settings(train_size=500, precision="float32"),
                      [_keras_io(), _book([0.985, 0.990, 0.9925, 0.993, 0.996, 0.9955], 0.996, "float32")])
@@ -371,8 +385,9 @@ def test_the_colour_row_chooses_its_test_time_views_on_validation_and_reports_th
     assert row["test_correct"].count("1") / 200 == pytest.approx(row["test_accuracy"])  # the final, with views
     assert 0.0 <= row["test_accuracy_without_views"] <= 1.0
     assert f"test-time views '{row['test_views']}'" in row["final_weights"]
-    assert f"test-time views chosen on the validation split (plain {100 * scores['plain']:.2f} %" in (
-        out / "cifar10-float32.md").read_text()
+    table = (out / "cifar10-float32.md").read_text()
+    assert f"test-time views chosen on the validation split (plain {100 * scores['plain']:.2f} %" in table
+    assert "augmentation 'flip_shift' (mirror images, shifts of up to 6.25 % of the side (by whole pixels" in table
 
 
 def test_compare_script_refuses_bfloat16_on_a_cpu_without_units(tmp_path, monkeypatch):

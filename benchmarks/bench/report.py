@@ -342,8 +342,23 @@ def _config_text(config: dict[str, Any] | None) -> str:
         f"early-stopping patience {config['patience']}"
         + (f", weight decay {config['weight_decay']:g}" if config.get("weight_decay") else "")
         + (f", augmentation '{config['augmentation']}'" if config.get("augmentation") else "")
+        + _augmentation_text(config.get("augmentation_settings"))
         + (f", {config['members']} members" if config.get("members") else "")
     )
+
+
+def _augmentation_text(settings: dict[str, Any] | None) -> str:
+    """What a recipe's augmentation preset (training.AUGMENTATIONS) does, in words."""
+    if not settings:
+        return ""
+    parts = ["mirror images"] if settings.get("flip") else []
+    if settings.get("translation"):
+        how = "by whole pixels" if settings.get("interpolation") == "nearest" else f"{settings.get('interpolation')} interpolation"
+        parts.append(f"shifts of up to {100 * settings['translation']:.3g} % of the side ({how}, "
+                     f"{settings.get('fill_mode')} border)")
+    if settings.get("contrast"):
+        parts.append(f"contrast changes of up to {100 * settings['contrast']:.3g} %")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _views_text(model: dict[str, Any]) -> str:

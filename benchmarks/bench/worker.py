@@ -163,6 +163,8 @@ def _config_info(entry: Entry, dataset: str, config: training.TrainConfig, augme
     # An explicit layer (a tutorial row's) or else the recipe's own (TrainConfig.augmentation).
     recipe_augmentation = None if config.augmentation == "none" else config.augmentation
     info: dict[str, Any] = asdict(config) | {"augmentation": recipe_augmentation if augment is None else augment.name}
+    if augment is None and recipe_augmentation is not None:  # what the preset does, for the report to spell out
+        info["augmentation_settings"] = dict(training.AUGMENTATIONS[recipe_augmentation])
     if entry.weights == "best":  # the book's recipe: its numbers live in training.default_config, so say so
         info["origin"] = f"training.{'ensemble' if entry.ensemble else 'default'}_config({dataset!r})"
     return info
