@@ -27,6 +27,8 @@ MACHINE_PATH = re.compile(r"(?<![\w$.~<>-])/(?:work|home|root|tmp|Users|mnt|opt|
 NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|cpu_feature_guard|cuda_(?:dnn|blas|fft|platform)|"
                         r"Could not find cuda|oneDNN custom operations", re.M)
 EPOCH_LOG = re.compile(r"^Epoch \d+/\d+$", re.M)
+# TensorFlow's Python-level warnings, and the memory addresses its messages print (different every run).
+PYTHON_TF_LOG = re.compile(r"^WARNING:tensorflow:| at 0x[0-9a-f]{6,}>", re.M)
 
 # Chapters still allowed Keras' own epoch log, and why.
 EPOCH_LOGS_ALLOWED: dict[str, str] = {}
@@ -68,6 +70,7 @@ def test_no_machine_paths_or_native_logs(path):
         for text in _texts(cell):
             assert not MACHINE_PATH.search(text), f"code cell {i} shows a folder of this machine: {text[:200]!r}"
             assert not NATIVE_LOG.search(text), f"code cell {i} shows TensorFlow's native log: {text[:200]!r}"
+            assert not PYTHON_TF_LOG.search(text), f"code cell {i} shows a TensorFlow warning: {text[:200]!r}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -107,3 +110,6 @@ def test_the_rules_catch_what_they_promise():
     assert not MACHINE_PATH.search("site-packages/keras/src/x.py:3: UserWarning")
     assert NATIVE_LOG.search("I0000 00:00:1796058079.823099   32046 cudart_stub.cc:31] Could not find cuda drivers")
     assert len(EPOCH_LOG.findall("Epoch 1/3\n430/430 - 9s\nEpoch 2/3\n")) == 2
+    assert PYTHON_TF_LOG.search("WARNING:tensorflow:5 out of the last 13 calls to <function f at 0x7f485a3ff1a0> "
+                                "triggered tf.function retracing.")
+    assert not PYTHON_TF_LOG.search("WARNING:absl:You are saving your model as an HDF5 file")  # chapter A1 shows it

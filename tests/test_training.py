@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import tempfile
 
 import numpy as np
@@ -305,3 +306,25 @@ def test_cached_model_finds_a_chapters_model_in_either_precision(monkeypatch, tm
     assert training.cached_model("cifar10", train_size=100, epochs=2) is None
     assert training.cached_model("cifar10", train_size=200, epochs=1) is None
     assert training.cached_model("cifar10", train_size=100, epochs=1, seed=1) is None
+
+
+def test_tensorflows_retracing_advice_is_dropped_and_its_other_warnings_are_not():
+    logger = logging.getLogger("tensorflow")  # where TensorFlow's Python warnings go
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.WARNING)
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    keep = Keep()
+    logger.addHandler(keep)
+    try:
+        logger.warning("5 out of the last 13 calls to <function f at 0x7f48> triggered tf.function retracing. "
+                       "Tracing is expensive.")
+        logger.warning("Gradients do not exist for variables.")
+    finally:
+        logger.removeHandler(keep)
+    assert keep.messages == ["Gradients do not exist for variables."]

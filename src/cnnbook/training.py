@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import math
 import os
 import shutil
@@ -26,6 +27,25 @@ import keras
 import numpy as np
 
 from . import data, hardware, models
+
+
+class _WithoutRetracingAdvice(logging.Filter):
+    """Drops TensorFlow's warning that a function "triggered tf.function retracing".
+
+    Every new Keras model compiles step functions of its own, so training or
+    scoring several small models in a row (a speed probe, a study, a set of
+    defences) trips TensorFlow's advice for code that retraces one function by
+    mistake. Here that is expected; the warning would only clutter the output.
+    Every other TensorFlow message passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_tensorflow_logger = logging.getLogger("tensorflow")
+if not any(isinstance(f, _WithoutRetracingAdvice) for f in _tensorflow_logger.filters):
+    _tensorflow_logger.addFilter(_WithoutRetracingAdvice())
 
 __all__ = [
     "AUGMENTATIONS",
