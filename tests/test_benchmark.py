@@ -187,6 +187,8 @@ def test_report_ratios_and_the_mnist_speed_bar_met():
     text = to_markdown(report)
     first = text.splitlines()[0]
     assert "bfloat16" in first and "Test CPU, 2 CPU cores" in first and "with bfloat16 units (amx_bf16)" in first
+    named = report | {"machine": report["machine"] | {"cpu_family": "26", "cpu_model_number": "2"}}
+    assert "**Machine:** Test CPU (CPU family 26, model 2), 2 CPU cores" in to_markdown(named).splitlines()[0]
     assert "| keras_io | float32 | 1,000 | 15 |" in text
     assert "| book_part1 | bfloat16 (mixed) | 1,000 | 6 | 2 min 00 s | 20.0 s | 60.0 s (epoch 3) | 99.60 % | 0.40× | 0.51× |" in text
     assert "at most 6 epochs, batch 128, one-cycle learning rate peaking at 0.003" in text
@@ -344,7 +346,7 @@ def test_compare_script_runs_two_cheap_models_end_to_end_with_tiny_settings(tmp_
     assert REQUIRED_REPORT_FIELDS <= set(report) and set(report_module.REPORT_FIELDS) <= set(report)
     assert report["reduced"] and report["target"] == 0.9922 and report["reference"] == "keras_io"
     assert report["precision"] == "float32" and report["settings"]["precision"] == "float32"
-    assert isinstance(report["machine"]["bfloat16_units"], list)
+    assert isinstance(report["machine"]["bfloat16_units"], list) and "cpu_family" in report["machine"]
     assert [m["key"] for m in report["models"]] == ["keras_io", "book_part1"]
     for model in report["models"]:
         missing = (REQUIRED_MODEL_FIELDS | set(report_module.MODEL_FIELDS)) - set(model)

@@ -396,8 +396,10 @@ def _precision_and_machine(report: dict[str, Any]) -> str:
             for dtype, keys in sorted(by_dtype.items(), key=lambda kv: kv[0] != "mixed_bfloat16")
         ) or "no model measured"
     return (
-        f"**Precision: {report['precision']}** ({rows}). **Machine:** {_cell(machine.get('cpu'))}, "
-        f"{machine.get('cores')} CPU cores (CPU only), {has}."
+        f"**Precision: {report['precision']}** ({rows}). **Machine:** {_cell(machine.get('cpu'))}"
+        + (f" (CPU family {machine['cpu_family']}, model {machine.get('cpu_model_number')})"
+           if machine.get("cpu_family") else "")
+        + f", {machine.get('cores')} CPU cores (CPU only), {has}."
     )
 
 
