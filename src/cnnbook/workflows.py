@@ -10,7 +10,7 @@ Resumable training
 epoch, saves the model *with its optimizer state* and a small JSON state in a
 work folder beside the output (``.<name>.partial``).  Run it again after a crash
 or Ctrl-C and it continues from the last finished epoch.  Every epoch draws its
-shuffle order and dropout masks from ``(seed, epoch)`` alone, never from what
+shuffle order, dropout masks and augmentation from ``(seed, epoch)`` alone, never from what
 happened before, so a resumed run ends with *exactly* the weights of an
 uninterrupted one.  (:func:`cnnbook.training.fit_classifier`'s BackupAndRestore
 resumes too, but not bit for bit: a resumed run builds a fresh ``tf.data``
@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence, TextIO
 
@@ -195,14 +195,21 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _reseed_layers(model: Any, seed: int) -> None:
-    """Restart every layer's random generator (dropout) from ``seed``: epochs stop depending on earlier ones."""
+    """Restart every layer's random generators from ``seed``: epochs stop depending on earlier ones.
+
+    Dropout keeps its generator in ``seed_generator``; Keras' random preprocessing
+    layers (the augmentation's flips and shifts) in ``generator``, plus one per
+    backend they ran under (``_backend_generators``, e.g. inside ``tf.data``).
+    """
     import keras
 
     for i, layer in enumerate(model._flatten_layers(include_self=False)):
-        generator = getattr(layer, "seed_generator", None)
-        if isinstance(generator, keras.random.SeedGenerator):
-            state = np.array([_epoch_seed(seed, i), 0], dtype=keras.backend.standardize_dtype(generator.state.dtype))
-            generator.state.assign(state)
+        generators = [getattr(layer, "seed_generator", None), getattr(layer, "generator", None),
+                      *getattr(layer, "_backend_generators", {}).values()]
+        for generator in generators:
+            if isinstance(generator, keras.random.SeedGenerator):
+                dtype = keras.backend.standardize_dtype(generator.state.dtype)
+                generator.state.assign(np.array([_epoch_seed(seed, i), 0], dtype=dtype))
 
 
 class _Progress:
@@ -331,7 +338,6 @@ def train_to_file(
     splits = data.prepare(dataset, train_size=train_size, seed=seed)
     steps = math.ceil(len(splits.x_train) / config.batch_size)
     bar = _Progress(progress, config.epochs, steps)
-    augment = training.augmentation_layer(config)
     if state:
         model = keras.models.load_model(last_file, compile=True)
         bar.say(f"cnnbook: resuming after epoch {state['epoch']} of {config.epochs} from {work.name}.")
@@ -356,10 +362,15 @@ def train_to_file(
         epoch = state["epoch"]
         # Shuffle order and dropout masks from (seed, epoch) only: a resumed epoch repeats exactly.
         _reseed_layers(model, _epoch_seed(seed, epoch))
-        if augment is not None:
-            _reseed_layers(augment, _epoch_seed(seed + 1, epoch))
         train_ds = data.make_pipeline(splits.x_train, splits.y_train, batch_size=config.batch_size,
-                                      shuffle=True, seed=_epoch_seed(seed, epoch), augment=augment)
+                                      shuffle=True, seed=_epoch_seed(seed, epoch))
+        # A fresh augmentation for every epoch, seeded by (seed, epoch): a Keras random layer reused
+        # for a second pipeline does not repeat its draws even when its generator is reset.
+        augment = training.augmentation_layer(replace(config, seed=_epoch_seed(seed + 1, epoch)))
+        if augment is not None:
+            # One batch after another: batches augmented in parallel would draw from the generator in
+            # whatever order the threads run, and a resumed epoch would not repeat exactly.
+            train_ds = train_ds.map(lambda x, y: (augment(x, training=True), y)).prefetch(1)
         start = time.perf_counter()
         history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
                             verbose=0, callbacks=[bar.callback(epoch), *callbacks])
