@@ -195,21 +195,14 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _reseed_layers(model: Any, seed: int) -> None:
-    """Restart every layer's random generators from ``seed``: epochs stop depending on earlier ones.
-
-    Dropout keeps its generator in ``seed_generator``; Keras' random preprocessing
-    layers (the augmentation's flips and shifts) in ``generator``, plus one per
-    backend they ran under (``_backend_generators``, e.g. inside ``tf.data``).
-    """
+    """Restart every layer's random generator (dropout) from ``seed``: epochs stop depending on earlier ones."""
     import keras
 
     for i, layer in enumerate(model._flatten_layers(include_self=False)):
-        generators = [getattr(layer, "seed_generator", None), getattr(layer, "generator", None),
-                      *getattr(layer, "_backend_generators", {}).values()]
-        for generator in generators:
-            if isinstance(generator, keras.random.SeedGenerator):
-                dtype = keras.backend.standardize_dtype(generator.state.dtype)
-                generator.state.assign(np.array([_epoch_seed(seed, i), 0], dtype=dtype))
+        generator = getattr(layer, "seed_generator", None)
+        if isinstance(generator, keras.random.SeedGenerator):
+            state = np.array([_epoch_seed(seed, i), 0], dtype=keras.backend.standardize_dtype(generator.state.dtype))
+            generator.state.assign(state)
 
 
 class _Progress:
