@@ -284,12 +284,12 @@ def test_the_report_spells_out_the_recipes_augmentation():
     book["config"] |= {"augmentation": "flip_shift", "augmentation_settings": {
         "translation": 0.0625, "flip": True, "fill_mode": "reflect", "interpolation": "nearest"}}
     text = to_markdown(_report(Settings(models=("book_part1",), precision="float32"), [book]))
-    assert ("augmentation 'flip_shift' (mirror images, shifts of up to 6.25 % of the side "
+    assert ("augmentation 'flip_shift' (mirror images, shifts of up to 6.25 % of the side, 1.75 px of 28 "
             "(by whole pixels, reflect border))") in text
     book["config"]["augmentation_settings"] = {"translation": 0.1, "flip": False, "fill_mode": "constant",
                                                "interpolation": "bilinear"}
     text = to_markdown(_report(Settings(models=("book_part1",), precision="float32"), [book]))
-    assert "(shifts of up to 10 % of the side (bilinear interpolation, constant border))" in text
+    assert "(shifts of up to 10 % of the side, 2.8 px of 28 (bilinear interpolation, constant border))" in text
     assert "mirror images" not in text
 
 
@@ -389,7 +389,7 @@ def test_the_colour_row_chooses_its_test_time_views_on_validation_and_reports_th
     assert f"test-time views '{row['test_views']}'" in row["final_weights"]
     table = (out / "cifar10-float32.md").read_text()
     assert f"test-time views chosen on the validation split (plain {100 * scores['plain']:.2f} %" in table
-    assert "augmentation 'flip_shift' (mirror images, shifts of up to 6.25 % of the side (by whole pixels" in table
+    assert "augmentation 'flip_shift' (mirror images, shifts of up to 6.25 % of the side, 2 px of 32 (by whole pixels" in table
 
 
 def test_compare_script_refuses_bfloat16_on_a_cpu_without_units(tmp_path, monkeypatch):

@@ -428,8 +428,16 @@ def test_ci_parameters_and_prepare_ci(tmp_path):
 
 def test_machine_info():
     info = book.machine_info()
-    assert set(info) == {"cpu", "cores", "python", "system"}
+    assert set(info) == {"cpu", "cpu_family", "cpu_model_number", "cores", "python", "system"}
     assert info["cores"] >= 1 and info["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_cpu_description_names_family_and_model_where_known():
+    zen5 = {"cpu": "AMD EPYC", "cpu_family": "26", "cpu_model_number": "2", "cores": 2}
+    assert book.cpu_description(zen5) == "AMD EPYC (CPU family 26, model 2)"
+    assert book.cpu_description({"cpu": "AMD EPYC", "cores": 2}) == "AMD EPYC"  # a record from before the family
+    assert book.cpu_description({"cpu": "Apple M2", "cpu_family": None, "cpu_model_number": None}) == "Apple M2"
+    assert book.cpu_description({}) == "unknown CPU"
 
 
 def test_stored_outputs_hide_this_machines_folders(tmp_path):

@@ -11,6 +11,8 @@ from cnnbook import book, hardware, models
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
 model name\t: Intel(R) Xeon(R) Platinum 8480+
 flags\t\t: fpu sse2 avx2 amx_bf16 amx_tile
 
@@ -28,6 +30,7 @@ def test_cpuinfo_is_read_once_for_the_model_name_and_the_flags(tmp_path, monkeyp
     assert hardware.cpu_model() == "Intel(R) Xeon(R) Platinum 8480+"  # the first processor's
     assert hardware.cpu_flags() == {"fpu", "sse2", "avx2", "amx_bf16", "amx_tile"}
     assert book.machine_info()["cpu"] == "Intel(R) Xeon(R) Platinum 8480+"
+    assert book.cpu_description(book.machine_info()) == "Intel(R) Xeon(R) Platinum 8480+ (CPU family 6, model 143)"
     monkeypatch.setattr(hardware, "_CPUINFO", tmp_path / "missing")
     assert hardware.cpu_info() == {} and hardware.cpu_flags() == set() and hardware.cpu_model() is None
     assert book.machine_info()["cpu"]  # falls back on the platform module

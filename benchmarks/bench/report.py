@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from cnnbook import evaluation  # NumPy only: no TensorFlow
+from cnnbook.book import cpu_description
 
 from .spec import DATASET_NAMES, DEFAULT_TARGETS, NOT_MEASURED, Settings
 
@@ -332,7 +333,11 @@ _PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16 (mixed)"}
 _SCHEDULES = {"onecycle": "one-cycle", "cosine": "cosine-decay", "constant": "constant"}
 
 
-def _config_text(config: dict[str, Any] | None) -> str:
+#: Image side in pixels, to say a shift in pixels as well as in percent.
+_IMAGE_SIDE = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}
+
+
+def _config_text(config: dict[str, Any] | None, dataset: str | None = None) -> str:
     """The settings actually run, for the recipes of the book (whose numbers live in training.py)."""
     if not config or "origin" not in config:
         return ""
@@ -342,19 +347,20 @@ def _config_text(config: dict[str, Any] | None) -> str:
         f"early-stopping patience {config['patience']}"
         + (f", weight decay {config['weight_decay']:g}" if config.get("weight_decay") else "")
         + (f", augmentation '{config['augmentation']}'" if config.get("augmentation") else "")
-        + _augmentation_text(config.get("augmentation_settings"))
+        + _augmentation_text(config.get("augmentation_settings"), _IMAGE_SIDE.get(dataset))
         + (f", {config['members']} members" if config.get("members") else "")
     )
 
 
-def _augmentation_text(settings: dict[str, Any] | None) -> str:
+def _augmentation_text(settings: dict[str, Any] | None, side: int | None = None) -> str:
     """What a recipe's augmentation preset (training.AUGMENTATIONS) does, in words."""
     if not settings:
         return ""
     parts = ["mirror images"] if settings.get("flip") else []
     if settings.get("translation"):
         how = "by whole pixels" if settings.get("interpolation") == "nearest" else f"{settings.get('interpolation')} interpolation"
-        parts.append(f"shifts of up to {100 * settings['translation']:.3g} % of the side ({how}, "
+        pixels = f", {settings['translation'] * side:.3g} px of {side}" if side else ""
+        parts.append(f"shifts of up to {100 * settings['translation']:.3g} % of the side{pixels} ({how}, "
                      f"{settings.get('fill_mode')} border)")
     if settings.get("contrast"):
         parts.append(f"contrast changes of up to {100 * settings['contrast']:.3g} %")
@@ -396,9 +402,7 @@ def _precision_and_machine(report: dict[str, Any]) -> str:
             for dtype, keys in sorted(by_dtype.items(), key=lambda kv: kv[0] != "mixed_bfloat16")
         ) or "no model measured"
     return (
-        f"**Precision: {report['precision']}** ({rows}). **Machine:** {_cell(machine.get('cpu'))}"
-        + (f" (CPU family {machine['cpu_family']}, model {machine.get('cpu_model_number')})"
-           if machine.get("cpu_family") else "")
+        f"**Precision: {report['precision']}** ({rows}). **Machine:** {_cell(cpu_description(machine))}"
         + f", {machine.get('cores')} CPU cores (CPU only), {has}."
     )
 
@@ -456,7 +460,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append("Recipes, as run here:")
     lines.append("")
     for m in models:
-        lines.append(f"- **{_cell(m['name'])}** (`{m['key']}`): {m['recipe']}{_config_text(m.get('config'))}"
+        lines.append(f"- **{_cell(m['name'])}** (`{m['key']}`): {m['recipe']}{_config_text(m.get('config'), report.get('dataset'))}"
                      f"{_views_text(m)}.")
     lines.append("")
     if report["bars"]:

@@ -35,12 +35,8 @@ def _versions() -> dict[str, str]:
 
 def _machine() -> dict[str, Any]:
     from cnnbook.book import machine_info
-    from cnnbook.hardware import cpu_info
 
-    # Family and model tell CPUs of one brand name apart (an "AMD EPYC" may be Zen 4 or Zen 5).
-    info = cpu_info()
-    return machine_info() | {"bfloat16_units": list(bfloat16_units()),
-                             "cpu_family": info.get("cpu family"), "cpu_model_number": info.get("model")}
+    return machine_info() | {"bfloat16_units": list(bfloat16_units())}
 
 
 def _pin_cpus(cpus: int | None) -> None:

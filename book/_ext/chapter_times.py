@@ -31,7 +31,7 @@ from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-from cnnbook.book import read_glued
+from cnnbook.book import cpu_description, read_glued
 
 
 def _duration(seconds: float) -> str:
@@ -49,7 +49,7 @@ _PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16 (mixed)"}
 
 
 def _machine(info: dict[str, Any]) -> str:
-    cpu = str(info.get("cpu") or "unknown CPU").replace("|", "/")
+    cpu = cpu_description(info).replace("|", "/")
     cores = info.get("cores")
     return f"{cpu}, {cores} cores" if cores else cpu
 

@@ -46,6 +46,7 @@ __all__ = [
     "chapter_paths",
     "ci_parameters",
     "code_cells",
+    "cpu_description",
     "execute",
     "glue",
     "is_stale",
@@ -517,12 +518,42 @@ def machine_info() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"cpu": model name, "cores": cores this process may use, "python":
-        version, "system": e.g. "Linux"}``.
+        ``{"cpu": model name, "cpu_family": ..., "cpu_model_number": ...,
+        "cores": cores this process may use, "python": version, "system":
+        e.g. "Linux"}``.  The CPU family and model number (from Linux
+        ``/proc/cpuinfo``; ``None`` elsewhere) tell apart CPUs that share a
+        brand name: an "AMD EPYC" may be a Zen 4 (family 25) or a Zen 5
+        (family 26), about twice as fast.
     """
+    info = hardware.cpu_info()
     cpu = hardware.cpu_model() or platform.processor() or platform.machine()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "python": platform.python_version(), "system": platform.system()}
+    return {
+        "cpu": cpu,
+        "cpu_family": info.get("cpu family"),
+        "cpu_model_number": info.get("model"),
+        "cores": cores,
+        "python": platform.python_version(),
+        "system": platform.system(),
+    }
+
+
+def cpu_description(info: dict[str, Any]) -> str:
+    """The CPU of a :func:`machine_info` record in words, e.g. ``"AMD EPYC (CPU family 26, model 2)"``.
+
+    Parameters
+    ----------
+    info : dict
+        A :func:`machine_info` record (older records without the family give the name alone).
+
+    Returns
+    -------
+    str
+    """
+    name = str(info.get("cpu") or "unknown CPU")
+    if info.get("cpu_family"):
+        name += f" (CPU family {info['cpu_family']}, model {info.get('cpu_model_number')})"
+    return name
 
 
 # --- Execution -------------------------------------------------------------------

@@ -844,5 +844,8 @@ def make_pipeline(
     if np.asarray(images).dtype == np.uint8:
         ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y), num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
-        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        # One batch at a time: the random layers draw from a stateful generator, and batches mapped in
+        # parallel would draw in thread order, so the same seed would not give the same training run.
+        # Prefetch still overlaps the augmentation of the next batch with the current training step.
+        ds = ds.map(lambda x, y: (augment(x, training=True), y))
     return ds.prefetch(tf.data.AUTOTUNE)
