@@ -700,3 +700,25 @@ def test_channel_statistics_match_a_float64_reference_where_float32_sums_stall()
     assert abs(float(naive[0]) - mean[0]) > 0.05
     with pytest.raises(ValueError, match="N×H×W×C"):
         data.channel_statistics(images[0])
+
+
+def test_an_augmented_pipeline_repeats_its_batches_from_the_same_seed():
+    # Batches augmented in parallel would draw from the layer's generator in thread order: the same seed
+    # would then give other shifts from run to run. Many small batches make such a race likely.
+    from cnnbook import models
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(512, 12, 12, 1), dtype=np.uint8)
+    labels = np.arange(512) % 10
+
+    def batches():
+        augment = models.augmentation(seed=3, translation=0.25, flip=False, fill_mode="constant",
+                                      interpolation="nearest")
+        ds = data.make_pipeline(images, labels, batch_size=8, shuffle=True, seed=1, augment=augment)
+        return np.concatenate([x.numpy() for x, _ in ds])
+
+    first, second = batches(), batches()
+    plain = np.concatenate([x.numpy() for x, _ in data.make_pipeline(images, labels, batch_size=8, shuffle=True, seed=1)])
+    assert not np.array_equal(first, plain)  # the layer did shift
+    assert first.shape == (512, 12, 12, 1) and np.isin(first, np.append(images.astype(np.float32) / np.float32(255), 0)).all()  # whole pixels
+    np.testing.assert_array_equal(first, second)
