@@ -220,6 +220,9 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> TrainConfig:
         # reached 87.2 % (88.6 % with six views). Label smoothing 0.1 made no difference at 16 epochs
         # (87.3 % with mirror images).
         # 20 epochs keep chapter 8 under 20 minutes in float32 on two cores; more would not.
+        # An exponential moving average of the weights (momentum 0.998, about three epochs) made no
+        # difference: 88.18 % (89.62 % with six views) against 88.16 % (89.82 %), seed 0, float32, AMD EPYC
+        # Zen 5; the one-cycle schedule already ends at a learning rate near zero.
         "cifar10": TrainConfig(
             epochs=20, batch_size=256, learning_rate=4e-3, weight_decay=0.05, patience=20, augmentation="flip_shift"
         ),
