@@ -61,7 +61,8 @@ def test_stored_full_run():
     # and it must be at least as good as the Part I bar.
     assert g["ensemble_test_accuracy"] >= g["single_test_accuracy"]
     assert g["ensemble_test_accuracy"] >= 0.993
-    assert g["soft_val"] >= g["first_val"]
+    # The prose: the vote beats a typical member on validation (not necessarily the best of five).
+    assert g["soft_val"] >= (g["member_val_min"] + g["member_val_max"]) / 2
     # The prose: the two voting rules are closer than the best and the worst single seed.
     assert abs(g["soft_val"] - g["hard_val"]) < g["member_val_max"] - g["member_val_min"]
     # Each member trains the ensemble recipe's epochs, fewer than the single model's (the prose says so).

@@ -102,6 +102,6 @@ def test_stored_full_run():
     assert g["deletion_at_10_random"] > g["deletion_at_10_occlusion"]
     assert g["random_corr_gradient"] > max(g["random_corr_grad_cam"], g["random_corr_occlusion"]) + 0.2  # "far from unrelated"
     assert g["occlusion_ms"] > g["gradient_ms"]  # "the slowest"
-    assert "occlusion" in _listed(g["photo_deletion_passing"])
-    assert g["photo_area_grad_cam"] > g["photo_area_random"]  # "Grad-CAM's curve lies above the random one"
+    # The prose reads any curve above the random order's as a limit of the test, and Grad-CAM's is above it.
+    assert g["photo_area_grad_cam"] > g["photo_area_random"]  # the prose explains why Grad-CAM's region deletion scores worse
     assert g["chapter_seconds"] <= 10 * 60
