@@ -355,15 +355,12 @@ def train_to_file(
         epoch = state["epoch"]
         # Shuffle order and dropout masks from (seed, epoch) only: a resumed epoch repeats exactly.
         _reseed_layers(model, _epoch_seed(seed, epoch))
-        train_ds = data.make_pipeline(splits.x_train, splits.y_train, batch_size=config.batch_size,
-                                      shuffle=True, seed=_epoch_seed(seed, epoch))
         # A fresh augmentation for every epoch, seeded by (seed, epoch): a Keras random layer reused
         # for a second pipeline does not repeat its draws even when its generator is reset.
+        # make_pipeline augments one batch after another, so a resumed epoch repeats its draws exactly.
         augment = training.augmentation_layer(replace(config, seed=_epoch_seed(seed + 1, epoch)))
-        if augment is not None:
-            # One batch after another: batches augmented in parallel would draw from the generator in
-            # whatever order the threads run, and a resumed epoch would not repeat exactly.
-            train_ds = train_ds.map(lambda x, y: (augment(x, training=True), y)).prefetch(1)
+        train_ds = data.make_pipeline(splits.x_train, splits.y_train, batch_size=config.batch_size,
+                                      shuffle=True, seed=_epoch_seed(seed, epoch), augment=augment)
         start = time.perf_counter()
         history = model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
                             verbose=0, callbacks=[bar.callback(epoch), *callbacks])
