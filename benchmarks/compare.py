@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--models", nargs="+", metavar="KEY",
                         help="a subset of the dataset's models (default: all); mnist/fashion_mnist: keras_io "
-                        "keras_io_bf16 article book_part1 book_ensemble; cifar10: article book_cifar. Ratios are "
+                        "keras_io_bf16 article book_part1 book_ensemble (and book_wide on fashion_mnist); cifar10: article book_cifar. Ratios are "
                         "against the first of these that runs.")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                         help="float32: every model in float32; bfloat16: the book's models and the control in "

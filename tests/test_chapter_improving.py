@@ -22,7 +22,8 @@ pytestmark = pytest.mark.notebook
 def test_ci_parameters_are_declared():
     assert book.ci_parameters(CHAPTER) == {
         "seeds": 2, "base_fraction": 0.02, "base_epochs": 1, "depths": [2, 3], "widths": [0.5, 1.0],
-        "fractions": [0.01, 0.02], "epoch_levels": [1, 2], "validation_size": 1000, "test_size": 2000}
+        "fractions": [0.01, 0.02], "epoch_levels": [1, 2], "validation_size": 1000, "test_size": 2000,
+        "full_train_size": 2000, "full_budget_epochs": 1}
 
 
 def _check_consistent(g: dict) -> None:
@@ -69,12 +70,28 @@ def _check_consistent(g: dict) -> None:
     assert g["ex10_momentum_effect"] in EFFECTS
     assert g["ex10_momentum_memory"] == pytest.approx(0.99 ** g["ex10_momentum_steps"])
     assert g["ex10_compared"] == g["configurations"] - 1 and 0 <= g["ex10_agree"] <= g["ex10_compared"]
+    # The full-budget comparison: the larger network is adopted only when McNemar's test on the
+    # validation split calls it better, and the test set then measures the chosen model.
+    assert g["wide_parameters"] > g["part1_parameters"]
+    assert g["full_only_wide"] + g["full_only_part1"] <= g["full_validation_images"]
+    significant = g["full_difference"] == "a measurable difference"
+    assert significant == (g["full_p_value"] < 0.05)
+    adopted = g["full_choice"] == "chapter 8's network"
+    assert adopted == (significant and g["full_only_wide"] > g["full_only_part1"])
+    assert adopted or g["full_choice"] == "chapter 7's Part I model"
+    for who in ("part1", "wide"):
+        assert g[f"{who}_views"] in ("plain", "flip", "flip_shift")
+        assert g[f"{who}_val_accuracy"] >= g[f"{who}_val_plain"]  # views chosen on validation, plain among them
+    assert g["full_test_low"] <= g["full_test_accuracy"] <= g["full_test_high"]
+    if not adopted:
+        assert g["full_test_accuracy"] == pytest.approx(g["part1_test_accuracy"])
 
 
 def test_improving_chapter_values(chapter_runner):
     _, g = chapter_runner("10_improving")
     assert g["seeds"] == 2 and g["configurations"] == 9
     assert g["validation_images"] == 1000 and g["test_images"] == 2000
+    assert g["full_train_images"] == 2000 and g["wide_epochs"] == 1
     _check_consistent(g)
 
 
@@ -96,3 +113,8 @@ def test_stored_full_run():
     assert g["width_saturation_value"] == max(defaults["widths"])  # "width keeps paying up to ×2"
     assert g["batch_norm_effect"] == "worse" and g["schedule_effect"] == "worse"
     assert g["dropout_effect"] == "no measurable difference" and g["augmentation_effect"] == "worse"
+    # The full budget: all the training images, the recipes' own epochs.
+    assert g["full_train_images"] == 55_000 and g["full_validation_images"] == 5_000 and g["full_test_images"] == 10_000
+    assert g["wide_epochs"] == 12
+    # "only the larger network is right on ...": the prose names it first because it wins here.
+    assert g["full_choice"] == "chapter 8's network" and g["full_test_accuracy"] > g["part1_test_accuracy"]

@@ -49,6 +49,20 @@ def test_default_config_knows_the_books_datasets_only():
         training.default_config("svhn")
 
 
+def test_the_larger_networks_recipes_cover_photographs_and_clothes_only():
+    assert training.cifar_cnn_config("cifar10", epochs=3) == training.default_config("cifar10", epochs=3)
+    clothes = training.cifar_cnn_config("fashion_mnist", seed=2)
+    assert clothes.seed == 2 and clothes.weight_decay > 0 and clothes.patience >= clothes.epochs  # no early stop
+    mirror = training.augmentation_layer(clothes)
+    assert [layer.name for layer in mirror.layers] == ["flip"]  # a mirrored coat is a coat; no shifts
+    batch = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28, 1)
+    out = np.asarray(mirror(np.repeat(batch, 8, axis=0), training=True))
+    for image, source in zip(out, np.repeat(batch, 8, axis=0)):
+        assert np.array_equal(image, source) or np.array_equal(image, source[:, ::-1])  # as is, or mirrored
+    with pytest.raises(ValueError, match="'cifar10' and 'fashion_mnist', not 'mnist'"):
+        training.cifar_cnn_config("mnist")
+
+
 def test_recipes_name_their_augmentation_and_it_is_built_seeded():
     assert training.default_config("mnist").augmentation == "shift"
     assert training.default_config("fashion_mnist").augmentation == "none"  # the small model underfits clothes

@@ -210,8 +210,10 @@ BARS: dict[str, tuple[Bar, ...]] = {
     ),
     "fashion_mnist": (
         _final_accuracy(
-            "fashion_mnist_accuracy", "the book's Part I model (book_part1) ends at 93.50 % or more",
-            "book_part1", minimum=0.935,
+            "fashion_mnist_accuracy",
+            "the book's best single model for Fashion-MNIST, chapter 8's network with its Fashion-MNIST recipe "
+            "(book_wide, chosen over the Part I model on the validation split in chapter 10), ends at 93.50 % or more",
+            "book_wide", minimum=0.935,
         ),
     ),
     "cifar10": (

@@ -526,7 +526,7 @@ def machine_info() -> dict[str, Any]:
         (family 26), about twice as fast.
     """
     info = hardware.cpu_info()
-    cpu = hardware.cpu_model() or platform.processor() or platform.machine()
+    cpu = info.get("model name") or platform.processor() or platform.machine()  # one read of /proc/cpuinfo
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu": cpu,
