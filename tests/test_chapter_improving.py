@@ -116,5 +116,6 @@ def test_stored_full_run():
     # The full budget: all the training images, the recipes' own epochs.
     assert g["full_train_images"] == 55_000 and g["full_validation_images"] == 5_000 and g["full_test_images"] == 10_000
     assert g["wide_epochs"] == 12
+    assert g["combination"].startswith("width")  # "its combination was a wider network"
     # "only the larger network is right on ...": the prose names it first because it wins here.
     assert g["full_choice"] == "chapter 8's network" and g["full_test_accuracy"] > g["part1_test_accuracy"]

@@ -205,7 +205,7 @@ _ARTICLE = Entry(
 )
 _BOOK_PART1 = Entry(
     key="book_part1",
-    name="Book, Part I model (best single model)",
+    name="Book, Part I model (the best single model on MNIST)",
     source="cnnbook.models.mnist_cnn + cnnbook.training.default_config(dataset)",
     recipe="the chapter recipe: training.default_config(dataset) with fit_classifier (one-cycle Adam, "
     "early stopping and checkpointing on the validation split), in the run's precision; the best validation "
@@ -243,7 +243,7 @@ _BOOK_CIFAR = Entry(
 )
 _BOOK_WIDE = Entry(
     key="book_wide",
-    name="Book, chapter 8's network (best single model)",
+    name="Book, chapter 8's network (the best single model on Fashion-MNIST)",
     source="cnnbook.models.cifar_cnn + cnnbook.training.cifar_cnn_config(dataset) (chapter 10)",
     recipe="the network chapter 10 chooses at the full budget on the validation split: cifar_cnn (width 32, "
     "per-channel normalisation from the training images' float64 statistics) trained by fit_classifier with "
