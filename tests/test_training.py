@@ -57,8 +57,10 @@ def test_the_larger_networks_recipes_cover_photographs_and_clothes_only():
     assert [layer.name for layer in mirror.layers] == ["flip"]  # a mirrored coat is a coat; no shifts
     batch = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28, 1)
     out = np.asarray(mirror(np.repeat(batch, 8, axis=0), training=True))
-    for image, source in zip(out, np.repeat(batch, 8, axis=0)):
+    sources = np.repeat(batch, 8, axis=0)
+    for image, source in zip(out, sources):
         assert np.array_equal(image, source) or np.array_equal(image, source[:, ::-1])  # as is, or mirrored
+    assert 0 < sum(not np.array_equal(image, source) for image, source in zip(out, sources)) < len(out)
     with pytest.raises(ValueError, match="'cifar10' and 'fashion_mnist', not 'mnist'"):
         training.cifar_cnn_config("mnist")
 
