@@ -34,11 +34,32 @@ def tiny_splits(n_train=256, n_val=128, seed=0) -> data.Splits:
     "kwargs, message",
     [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"learning_rate": 0}, "learning_rate"),
      ({"schedule": "step"}, "schedule"), ({"warmup_fraction": 1.0}, "warmup_fraction"),
-     ({"augmentation": "rotate"}, "augmentation")],
+     ({"augmentation": "rotate"}, "augmentation"), ({"optimizer": "rmsprop"}, "optimizer"),
+     ({"weight_decay": -0.1}, "weight_decay")],
 )
 def test_config_refuses_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         training.TrainConfig(**kwargs)
+
+
+def test_make_optimizer_builds_the_recipes_optimiser_with_its_schedule():
+    plain = training.make_optimizer(training.TrainConfig(epochs=2), steps_per_epoch=10)
+    assert type(plain) is keras.optimizers.Adam
+    decayed = training.make_optimizer(training.TrainConfig(epochs=2, weight_decay=0.05), steps_per_epoch=10)
+    assert isinstance(decayed, keras.optimizers.AdamW) and decayed.weight_decay == pytest.approx(0.05)
+    sgd = training.make_optimizer(
+        training.TrainConfig(epochs=2, optimizer="sgd", learning_rate=0.1, weight_decay=5e-3), steps_per_epoch=10)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == pytest.approx(0.9)
+    assert sgd.weight_decay == pytest.approx(5e-3)
+    schedule = sgd.get_config()["learning_rate"]
+    assert schedule["class_name"] == "OneCycle"
+    assert schedule["config"]["total_steps"] == 20 and schedule["config"]["peak"] == 0.1
+    # Decoupled decay, as in AdamW: with a zero gradient one step shrinks a weight by lr × decay of itself.
+    constant = training.TrainConfig(epochs=1, optimizer="sgd", learning_rate=0.1, weight_decay=0.5,
+                                    schedule="constant")
+    weight = keras.Variable(np.ones(3, dtype=np.float32))
+    training.make_optimizer(constant, steps_per_epoch=1).apply_gradients([(np.zeros(3, np.float32), weight)])
+    np.testing.assert_allclose(np.asarray(weight), 0.95, rtol=1e-6)
 
 
 def test_default_config_knows_the_books_datasets_only():

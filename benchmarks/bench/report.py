@@ -345,7 +345,8 @@ def _config_text(config: dict[str, Any] | None, dataset: str | None = None) -> s
         return ""
     return (
         f" — here {config['origin']}: at most {config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}, batch {config['batch_size']}, "
-        f"{_SCHEDULES.get(config['schedule'], config['schedule'])} learning rate peaking at {config['learning_rate']:g}, "
+        + ("SGD with Nesterov momentum 0.9, " if config.get("optimizer") == "sgd" else "")
+        + f"{_SCHEDULES.get(config['schedule'], config['schedule'])} learning rate peaking at {config['learning_rate']:g}, "
         f"early-stopping patience {config['patience']}"
         + (f", weight decay {config['weight_decay']:g}" if config.get("weight_decay") else "")
         + (f", augmentation '{config['augmentation']}'" if config.get("augmentation") else "")

@@ -233,7 +233,7 @@ _BOOK_CIFAR = Entry(
     source="cnnbook.models.cifar_cnn + training.default_config('cifar10') (its augmentation included)",
     recipe="the colour chapter's recipe: cifar_cnn (width 32, per-channel normalisation from the training images' float64 statistics, "
     "fused batch normalisation) trained by fit_classifier with training.default_config('cifar10') "
-    "(one-cycle AdamW) with the recipe's augmentation, in the run's precision; the best validation epoch's weights; the final "
+    "(one-cycle SGD with Nesterov momentum) with the recipe's augmentation, in the run's precision; the best validation epoch's weights; the final "
     "test accuracy with the chapter's test-time views, chosen on the validation split (the accuracy by epoch, "
     "and so the time to target, without them)",
     build=_book_cifar_model,

@@ -166,7 +166,8 @@ def _config_info(entry: Entry, dataset: str, config: training.TrainConfig, augme
     if augment is None and recipe_augmentation is not None:  # what the preset does, for the report to spell out
         info["augmentation_settings"] = dict(training.AUGMENTATIONS[recipe_augmentation])
     if entry.weights == "best":  # the book's recipe: its numbers live in training.default_config, so say so
-        info["origin"] = f"training.{'ensemble' if entry.ensemble else 'default'}_config({dataset!r})"
+        recipe = "ensemble_config" if entry.ensemble else getattr(entry.config, "__name__", "").removeprefix("_book_")
+        info["origin"] = f"training.{'default_config' if recipe == 'config' else recipe}({dataset!r})"
     return info
 
 

@@ -343,10 +343,7 @@ def train_to_file(
             model = models.cifar_cnn(splits.input_shape, splits.num_classes, normalizer=normalizer, dtype=dtype)
         else:
             model = models.mnist_cnn(splits.input_shape, splits.num_classes, dtype=dtype)
-        rate = training.learning_rate_schedule(config, steps)
-        optimizer = (keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
-                     if config.weight_decay > 0 else keras.optimizers.Adam(learning_rate=rate))
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        model.compile(optimizer=training.make_optimizer(config, steps), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
         state = {"arguments": arguments, "epoch": 0, "history": {}, "best_epoch": 0,
                  "best_val_accuracy": -1.0, "seconds": 0.0}
