@@ -72,6 +72,21 @@ def test_every_entry_has_its_own_build_and_recipe():
     assert [e.key for e in spec.entries("mnist") if e.ensemble] == ["book_ensemble"]
 
 
+def test_each_book_row_names_the_training_function_that_makes_its_recipe():
+    from cnnbook import training
+
+    expected = {"book_part1": "default_config", "book_ensemble": "ensemble_config", "book_cifar": "default_config",
+                "book_wide": "cifar_cnn_config"}
+    for dataset in spec.DATASETS:
+        for entry in spec.entries(dataset):
+            if entry.weights == "last":  # a tutorial's own recipe, spelled out in its row
+                assert not isinstance(entry.config, spec.BookRecipe)
+                continue
+            assert entry.config.function == expected[entry.key], (dataset, entry.key)
+            assert entry.config.origin == f"training.{expected[entry.key]}"
+            assert entry.config(dataset, 3) == getattr(training, expected[entry.key])(dataset, seed=3)
+
+
 # --- Precision ---------------------------------------------------------------------------
 
 
@@ -375,6 +390,7 @@ def test_compare_script_runs_two_cheap_models_end_to_end_with_tiny_settings(tmp_
         "not judged (reduced settings)", "not judged (book_ensemble not part of this run)"]
     table = (out / "mnist-float32.md").read_text()
     assert table.startswith("**Precision: float32**") and "**Reduced settings" in table
+    assert "here training.default_config('mnist'): at most 1 epoch, batch 128" in table  # where the recipe lives
     assert "Bar (MNIST): the book's Part I model (book_part1) reaches 99.22 %" in proc.stdout
     assert ": not judged (reduced settings)." in proc.stdout
     assert {p: p.read_bytes() for p in (ROOT / "benchmarks" / "results").glob("*")} == committed

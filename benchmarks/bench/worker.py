@@ -42,7 +42,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-from bench.spec import Entry, Settings, entries
+from bench.spec import BookRecipe, Entry, Settings, entries
 from cnnbook import conv, data, evaluation, training
 
 __all__ = ["EnsembleAccuracyClock", "TestAccuracyClock", "fit_last_epoch", "main", "run_worker", "settings_from_json"]
@@ -165,9 +165,8 @@ def _config_info(entry: Entry, dataset: str, config: training.TrainConfig, augme
     info: dict[str, Any] = asdict(config) | {"augmentation": recipe_augmentation if augment is None else augment.name}
     if augment is None and recipe_augmentation is not None:  # what the preset does, for the report to spell out
         info["augmentation_settings"] = dict(training.AUGMENTATIONS[recipe_augmentation])
-    if entry.weights == "best":  # the book's recipe: its numbers live in training.default_config, so say so
-        recipe = "ensemble_config" if entry.ensemble else getattr(entry.config, "__name__", "").removeprefix("_book_")
-        info["origin"] = f"training.{'default_config' if recipe == 'config' else recipe}({dataset!r})"
+    if isinstance(entry.config, BookRecipe):  # the book's recipe: its numbers live in that function, so say so
+        info["origin"] = f"{entry.config.origin}({dataset!r})"
     return info
 
 

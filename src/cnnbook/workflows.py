@@ -343,8 +343,11 @@ def train_to_file(
             model = models.cifar_cnn(splits.input_shape, splits.num_classes, normalizer=normalizer, dtype=dtype)
         else:
             model = models.mnist_cnn(splits.input_shape, splits.num_classes, dtype=dtype)
-        model.compile(optimizer=training.make_optimizer(config, steps), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=training.make_optimizer(config, steps),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         state = {"arguments": arguments, "epoch": 0, "history": {}, "best_epoch": 0,
                  "best_val_accuracy": -1.0, "seconds": 0.0}
     val_ds = data.make_pipeline(splits.x_val, splits.y_val, batch_size=1024)
