@@ -134,7 +134,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 .batch(global_batch, drop_remainder=True).prefetch(2).with_options(options))
     with strategy.scope():
         model = models.mnist_cnn(splits.input_shape, splits.num_classes, dtype="float32")
-        optimizer = keras.optimizers.Adam(training.learning_rate_schedule(config, steps))
+        optimizer = training.make_optimizer(config, steps)  # the recipe's optimiser (Adam for MNIST)
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)
     iterator = iter(strategy.experimental_distribute_dataset(train_ds))
 

@@ -315,12 +315,13 @@ def cifar_cnn_config(dataset: str = "cifar10", **overrides: Any) -> TrainConfig:
     ``"cifar10"``: chapter 8's recipe (:func:`default_config`).  ``"fashion_mnist"``:
     one-cycle AdamW (peak 0.004, weight decay 0.05, batch 256) for 12 epochs, with mirror
     images (``augmentation="flip"``) — chapter 10's network at the full budget.  (AdamW was
-    chapter 8's optimiser when this was measured.  Chapter 8's SGD with Nesterov momentum, peak 0.1,
-    weight decay 0.005, same schedule, epochs and augmentation, plain / mirror-averaged views,
-    validation, float32, AMD EPYC Zen 5, one thread per run: seed 0, 94.18 / 94.32 % against AdamW's
-    93.82 / 94.12 % (below, measured earlier); seed 1, 93.76 / 93.88 % against 93.42 / 93.94 %: higher without views, but at the
-    mirror-averaged views the chapter chooses +0.20 and -0.06 points, no consistent gain, so AdamW
-    stays.)  Chosen on the
+    chapter 8's optimiser when this was measured.  Chapter 8's SGD with Nesterov momentum,
+    peak 0.1, weight decay 0.005, same schedule, epochs and augmentation, plain /
+    mirror-averaged views, validation, float32, AMD EPYC Zen 5, one thread per run: seed 0,
+    94.18 / 94.32 % against AdamW's 93.82 / 94.12 % (below, measured earlier); seed 1,
+    93.76 / 93.88 % against 93.42 / 93.94 %: higher without views, but at the mirror-averaged
+    views the chapter chooses +0.20 and -0.06 points, no consistent gain, so AdamW stays.)
+    Chosen on the
     validation split (float32, seed 0, 2-core AMD EPYC): 12 epochs without augmentation
     reached 93.50 % (training accuracy 99.97 %: it overfits); with mirror images
     93.82 %, 94.12 % when each image is averaged with its mirror image at test time
