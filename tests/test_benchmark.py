@@ -87,6 +87,19 @@ def test_each_book_row_names_the_training_function_that_makes_its_recipe():
             assert entry.config(dataset, 3) == getattr(training, expected[entry.key])(dataset, seed=3)
 
 
+def test_the_reports_words_for_sgd_are_the_optimizer_the_book_builds():
+    """report.py spells out SGD's momentum; it must be the one training.make_optimizer uses."""
+    from cnnbook import training
+
+    config = training.default_config("cifar10")
+    assert config.optimizer == "sgd"
+    optimizer = training.make_optimizer(config, steps_per_epoch=10)
+    words = report_module._config_text({"origin": "training.default_config('cifar10')", "epochs": 20,
+                                        "batch_size": 256, "optimizer": "sgd", "schedule": "onecycle",
+                                        "learning_rate": 0.1, "patience": 20})
+    assert optimizer.nesterov and f"SGD with Nesterov momentum {optimizer.momentum:g}, " in words
+
+
 # --- Precision ---------------------------------------------------------------------------
 
 

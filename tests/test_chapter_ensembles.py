@@ -61,15 +61,22 @@ def test_stored_full_run():
     # and it must be at least as good as the Part I bar.
     assert g["ensemble_test_accuracy"] >= g["single_test_accuracy"]
     assert g["ensemble_test_accuracy"] >= 0.993
-    # The prose: the vote beats a typical member on validation (not necessarily the best of five).
-    assert g["soft_val"] >= (g["member_val_min"] + g["member_val_max"]) / 2
+    # The prose: with members this strong both votes lie within the members' range on validation...
+    assert g["member_val_min"] <= g["soft_val"] <= g["member_val_max"]
+    assert g["member_val_min"] <= g["hard_val"] <= g["member_val_max"]
+    # ...and on test the ensemble is "not clearly different" from its first member, the accuracy coming
+    # mostly from the members.
+    assert g["ensemble_difference_verdict"] == "not clearly different"
     # The prose: the two voting rules are closer than the best and the worst single seed.
     assert abs(g["soft_val"] - g["hard_val"]) < g["member_val_max"] - g["member_val_min"]
-    # Each member trains the ensemble recipe's epochs, fewer than the single model's (the prose says so).
-    assert g["member_epochs"] == training.ensemble_config("mnist").epochs < g["single_epochs"]
+    # Each member trains the ensemble recipe's epochs, more than the single model's (the prose says so).
+    assert g["member_epochs"] == training.ensemble_config("mnist").epochs > g["single_epochs"]
     assert g["single_epochs"] == training.default_config("mnist").epochs
+    assert g["member_width"] == training.ENSEMBLE_WIDTH
     assert 1 <= g["kept_epoch"] <= g["member_epochs"]
-    assert g["chapter_seconds"] <= 5 * 60  # issue 10: every Part I chapter within 5 min, float32, 2 CPU cores
+    # Issue 10: a Part III study within 20 min, float32, 2 CPU cores; the prose says "about a quarter of an hour".
+    assert 10 * 60 <= g["chapter_seconds"] <= 20 * 60
+    assert g["precision"] == "float32"  # the time a reader without bfloat16 units can expect
 
 
 def test_stored_full_run_calls_the_difference_by_its_paired_test():

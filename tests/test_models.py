@@ -89,3 +89,17 @@ def test_mnist_cnn_computes_in_the_dtype_asked_with_float32_logits():
     assert model.count_params() == models.mnist_cnn().count_params()
     with pytest.raises(ValueError, match="dtype policy"):
         models.mnist_cnn(dtype="float8")
+
+
+@pytest.mark.parametrize("bad", [{"rotation": -1.0}, {"rotation": 180.0}, {"zoom": 1.0}, {"translation": -0.1},
+                                 {"rotation": 0.0, "zoom": 0.0, "translation": 0.0}])
+def test_digit_augmentation_refuses_out_of_range_settings(bad):
+    with pytest.raises(ValueError, match="rotation|zoom|translation"):
+        models.digit_augmentation(**bad)
+
+
+def test_digit_augmentation_keeps_only_what_is_asked_and_never_mirrors():
+    assert [layer.name for layer in models.digit_augmentation(seed=0).layers] == ["rotate", "zoom", "translate"]
+    assert [layer.name for layer in models.digit_augmentation(seed=0, zoom=0.0).layers] == ["rotate", "translate"]
+    rotate = models.digit_augmentation(seed=0, translation=0.0).layers[0]
+    assert rotate.fill_mode == "constant" and rotate.factor == pytest.approx((-10 / 360, 10 / 360))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -141,11 +142,40 @@ def test_several_steps_per_execution_still_take_every_step():
         training.fit_classifier(models.mnist_cnn(), tiny_splits(), training.TrainConfig(epochs=1), steps_per_execution=0)
 
 
-def test_ensemble_recipe_is_the_chapter_recipe_shorter_on_mnist_only():
+def test_ensemble_recipe_is_the_chapter_recipe_longer_on_mnist_only():
     single, member = training.default_config("mnist", seed=4), training.ensemble_config("mnist", seed=4)
-    assert member.epochs < single.epochs and member == training.TrainConfig(**{**vars(single), "epochs": member.epochs})
+    assert member.epochs > single.epochs and member == training.TrainConfig(**{**vars(single), "epochs": member.epochs})
     assert training.ensemble_config("mnist", epochs=2).epochs == 2  # an override wins
     assert training.ensemble_config("fashion_mnist") == training.default_config("fashion_mnist")
+
+
+def test_ensemble_members_are_chapter_8s_network_on_mnist_and_the_part_i_model_elsewhere():
+    digits = dataclasses.replace(tiny_splits(), name="mnist")
+    member = training.ensemble_member(digits, "float32")
+    reference = models.cifar_cnn(digits.input_shape, digits.num_classes, width=training.ENSEMBLE_WIDTH,
+                                 normalizer=models.channel_normalizer(*data.channel_statistics(digits.x_train)))
+    assert member.count_params() == reference.count_params() and member.output_shape == (None, 10)
+    # The input is standardised with the training images' own statistics.
+    normalize = next(layer for layer in member.layers if isinstance(layer, keras.layers.Normalization))
+    np.testing.assert_allclose(np.ravel(normalize.mean), [digits.x_train.mean()], rtol=1e-5)
+    clothes = dataclasses.replace(digits, name="fashion_mnist")
+    assert training.ensemble_member(clothes).count_params() == models.mnist_cnn().count_params()
+
+
+def test_ensemble_augmentation_rotates_zooms_and_shifts_digits_only_on_mnist():
+    digits = training.ensemble_augmentation("mnist", seed=3)
+    assert [layer.name for layer in digits.layers] == ["rotate", "zoom", "translate"]
+    batch = np.zeros((16, 28, 28, 1), np.float32)
+    batch[:, 8:20, 12:16] = 1.0  # an upright bar, like a 1
+    a = np.asarray(digits(batch, training=True))
+    np.testing.assert_array_equal(a, np.asarray(training.ensemble_augmentation("mnist", seed=3)(batch, training=True)))
+    assert sum(not np.array_equal(image, batch[0]) for image in a) >= 12  # most images changed
+    assert a.min() >= 0.0 and a[:, 0, :, 0].max() == 0.0  # a black border, nothing wrapped round
+    assert len(np.unique(a)) > 2  # rotations and zooms blend pixels (bilinear), unlike the shifts alone
+    assert np.abs(a.sum(axis=(1, 2, 3)) / batch[0].sum() - 1).max() < 0.3  # still about the same amount of ink
+    np.testing.assert_array_equal(np.asarray(digits(batch, training=False)), batch)
+    # Elsewhere: the recipe's own augmentation (Fashion-MNIST's single-model recipe has none).
+    assert training.ensemble_augmentation("fashion_mnist", seed=3) is None
 
 
 class FakeClock:

@@ -18,6 +18,7 @@ __all__ = [
     "augmentation",
     "channel_normalizer",
     "cifar_cnn",
+    "digit_augmentation",
     "keras_io_convnet",
     "mlp",
     "mnist_cnn",
@@ -399,6 +400,68 @@ def augmentation(
     if not stack:
         raise ValueError("augmentation with no flip, no translation and no contrast does nothing.")
     return keras.Sequential(stack, name="augmentation")
+
+
+def digit_augmentation(
+    seed: int | None = None,
+    rotation: float = 10.0,
+    zoom: float = 0.1,
+    translation: float = 2 / 28,
+) -> keras.Sequential:
+    """Training-time augmentation for handwritten digits: small rotations, zooms and shifts, never mirrored.
+
+    A digit written a little tilted, larger or smaller, or off-centre is still
+    the same digit (a mirrored 7 is not).  Each image gets a random rotation of
+    up to ``rotation`` degrees either way and a random zoom of up to ``zoom``
+    in or out, drawn for the height and the width separately (so a digit may
+    also come out a little narrower or wider), both with bilinear
+    interpolation and a black border; then :func:`augmentation`'s shift by
+    whole pixels.  The members of chapter 9's ensemble train with it
+    (:func:`cnnbook.training.ensemble_augmentation`); the single Part I model
+    shifts only.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed of the random layers (each layer gets its own seed derived from it);
+        ``None`` draws differently every run.
+    rotation : float
+        Largest rotation in degrees, in [0, 180) (0: none).
+    zoom : float
+        Largest zoom as a fraction of the size, in [0, 1) (0: none).
+    translation : float
+        Largest shift as a fraction of the height and width, in [0, 1) (0: none).
+
+    Returns
+    -------
+    keras.Sequential
+        The random layers, to call as ``augment(batch, training=True)``.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range, or every augmentation switched off.
+    """
+    if not 0.0 <= rotation < 180.0:
+        raise ValueError(f"rotation is in degrees, in [0, 180), got {rotation}.")
+    if not 0.0 <= zoom < 1.0:
+        raise ValueError(f"zoom is a fraction of the image size in [0, 1), got {zoom}.")
+    if not 0.0 <= translation < 1.0:
+        raise ValueError(f"translation is a fraction of the image size in [0, 1), got {translation}.")
+    stack: list[layers.Layer] = []
+    if rotation > 0:  # Keras takes the angle as a fraction of a full turn
+        stack.append(layers.RandomRotation(rotation / 360, fill_mode="constant", interpolation="bilinear",
+                                           seed=seed, name="rotate"))
+    if zoom > 0:
+        stack.append(layers.RandomZoom(zoom, zoom, fill_mode="constant", interpolation="bilinear",
+                                       seed=None if seed is None else seed + 3, name="zoom"))
+    if translation > 0:
+        shift = augmentation(None if seed is None else seed + 4, translation=translation, flip=False,
+                             fill_mode="constant", interpolation="nearest")
+        stack.extend(shift.layers)
+    if not stack:
+        raise ValueError("digit_augmentation with no rotation, no zoom and no translation does nothing.")
+    return keras.Sequential(stack, name="digit_augmentation")
 
 
 def channel_normalizer(mean: Sequence[float], std: Sequence[float], name: str = "normalize") -> layers.Normalization:
