@@ -117,7 +117,7 @@ def test_exercises_have_hidden_solutions(path):
     assert labels == [f"ex-{number}-{k}" for k in range(1, len(labels) + 1)], labels
     solutions = _SOLUTION.findall(markdown)
     assert sorted(label for _, label, _ in solutions) == sorted(labels), "exactly one solution per exercise"
-    for kind, label, options in solutions:
+    for _kind, label, options in solutions:
         assert re.search(r"^:class:.*\bdropdown\b", options, re.M), f"the solution of {label} is not hidden"
     # No exercise or solution outside the Exercises section.
     before = "\n".join(c["source"] for c in cells[:start] if c["cell_type"] == "markdown")

@@ -539,7 +539,7 @@ def mirror(tmp_path_factory):
 
 
 def test_download_through_the_mirror_then_from_the_cache(real, mirror, tmp_path, keras_home, monkeypatch):
-    for stem, path in real.gz_files("mnist").items():
+    for path in real.gz_files("mnist").values():
         (mirror.root / "good" / "mnist").mkdir(parents=True, exist_ok=True)
         (mirror.root / "good" / "mnist" / path.name).symlink_to(path)
     empty = tmp_path / "empty"

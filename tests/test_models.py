@@ -64,7 +64,7 @@ def test_mnist_cnn_stages_shrink_the_image_and_grow_the_channels():
 
 def test_mlp_has_no_convolution():
     model = models.mlp((28, 28, 1), 10, hidden=(32,))
-    assert not any(isinstance(l, keras.layers.Conv2D) for l in model.layers)
+    assert not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
     assert model.count_params() == 784 * 32 + 32 + 32 * 10 + 10
 
 

@@ -316,7 +316,7 @@ def test_trained_model_path_is_where_trained_model_looks(monkeypatch, tmp_path):
         path = training.trained_model_path("mnist", **kwargs)
         path.write_bytes(b"")
         loaded = []
-        monkeypatch.setattr(keras.models, "load_model", lambda p, compile=True: loaded.append(str(p)) or "model")
+        monkeypatch.setattr(keras.models, "load_model", lambda p, compile=True, loaded=loaded: loaded.append(str(p)) or "model")
         assert training.trained_model("mnist", **kwargs) == "model"
         assert loaded == [str(path)]
 

@@ -391,16 +391,16 @@ def _find_local(name: str, folder: Path) -> tuple[Callable[[], tuple[np.ndarray,
             for base in _candidates(name, folder):
                 npz = base / "mnist.npz"
                 if npz.is_file():
-                    return (lambda: _load_mnist_npz(npz)), npz
+                    return (lambda: _load_mnist_npz(npz)), npz  # noqa: B023 -- returned at once, never called late
         return None
     for base in _candidates(name, folder):
         npz = base / "cifar10.npz"
         if npz.is_file():
-            return (lambda: _load_cifar10_npz(npz)), npz
+            return (lambda: _load_cifar10_npz(npz)), npz  # noqa: B023 -- returned at once, never called late
         for tar_name in _CIFAR10_TAR_NAMES:
             tar = base / tar_name
             if tar.is_file():
-                return (lambda: _load_cifar10_tar(tar)), tar
+                return (lambda: _load_cifar10_tar(tar)), tar  # noqa: B023 -- returned at once, never called late
     return None
 
 

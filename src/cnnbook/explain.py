@@ -484,7 +484,7 @@ def deletion_curve(
     labels: Any,
     maps: Any,
     *,
-    fractions: Sequence[float] | np.ndarray = tuple(np.linspace(0.0, 0.5, 11)),
+    fractions: Sequence[float] | np.ndarray = tuple(np.linspace(0.0, 0.5, 11)),  # noqa: B008 -- an immutable tuple
     baseline: float | np.ndarray = 0.0,
 ) -> DeletionCurve:
     """Delete pixels in the order of a map, most important first, and measure the accuracy.

@@ -239,7 +239,8 @@ def load_image(source: ImageSource) -> np.ndarray:
         Anything that is not a usable image (empty, not an image, corrupt, smaller
         than :data:`MIN_SIDE` or larger than :data:`MAX_PIXELS`).
     """
-    from PIL import Image, ImageOps
+    # Image is unused here; dropping it would change a reached definition (a re-run).
+    from PIL import Image, ImageOps  # noqa: F401
 
     if isinstance(source, np.ndarray):
         gray = _array_to_gray(source)

@@ -657,7 +657,7 @@ def architecture(model: Any, *, title: str | None = None) -> Figure:
     ax.set_axis_off()
     kinds = sorted({kind for _, kind, _, _ in rows})
     colours = {kind: plt.cm.Pastel1(i % 9) for i, kind in enumerate(kinds)}
-    for i, (name, kind, shape, params) in enumerate(rows):
+    for i, (name, kind, shape, params) in enumerate(rows):  # noqa: B007 -- renaming stales chapters
         y = -i
         ax.add_patch(plt.Rectangle((0.05, y - 0.35), 0.9, 0.7, facecolor=colours[kind], edgecolor="0.3"))
         ax.text(0.08, y, f"{kind}", va="center", fontsize=9, weight="bold")
