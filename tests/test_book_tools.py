@@ -343,7 +343,7 @@ def test_only_the_chapter_reaching_a_change_becomes_stale(fake_package, tmp_path
     paths = []
     for name, code in chapters.items():
         nb = _notebook(new_code_cell(code))
-        nb.metadata["cnnbook"]["source_hash"] = book.source_hash(nb)
+        nb.metadata["cnnbook"].update(source_hash=book.source_hash(nb), hash_scheme=book.HASH_SCHEME)
         nbformat.write(nb, tmp_path / name)
         paths.append(tmp_path / name)
 
@@ -377,7 +377,7 @@ def test_command_line_lists_reached_definitions(tmp_path):
 
 def test_is_stale(tmp_path):
     nb = _source()
-    nb.metadata["cnnbook"]["source_hash"] = book.source_hash(nb)
+    nb.metadata["cnnbook"].update(source_hash=book.source_hash(nb), hash_scheme=book.HASH_SCHEME)
     path = tmp_path / "03_fresh.ipynb"
     nbformat.write(nb, path)
     assert not book.is_stale(path)
@@ -508,3 +508,109 @@ def test_time_in_records_a_float32_run_and_keeps_the_stored_outputs(tmp_path, mo
     assert not list(tmp_path.glob(".*.ipynb"))  # no scratch copy left behind
     with pytest.raises(ValueError, match="dtype must be"):
         book.time_in(path, "float16")
+
+
+# --- Hash scheme 2: moves are free -----------------------------------------------
+
+
+def test_moving_an_unchanged_definition_to_a_new_module_stales_nothing(fake_package):
+    nb = _notebook(new_code_cell(FIT))
+    base = book.source_hash(nb)
+    # conv.kernel moves to a new module; conv imports it back.
+    (fake_package / "kernels.py").write_text("def kernel():\n    return 3\n")
+    (fake_package / "conv.py").write_text(
+        "from .kernels import kernel\n\n\ndef unused_kernel():\n    return 4\n"
+    )
+    assert "kernels.kernel" in book.reached_definitions([FIT])
+    assert book.source_hash(nb) == base
+    _edit(fake_package, "kernels.py", "return 3", "return 30")  # its code, wherever it lives
+    assert book.source_hash(nb) != base
+
+
+def test_how_a_definition_is_referred_to_does_not_count(fake_package):
+    nb = _notebook(new_code_cell(FIT))
+    base = book.source_hash(nb)
+    # models.build written with an aliased import instead of its own module's name,
+    # and training.fit with `from .models import build` instead of `models.build`.
+    _edit(fake_package, "models.py", "return layer()", "return make()")
+    _edit(fake_package, "models.py", "import numpy as np\n", "import numpy as np\nfrom .models import layer as make\n")
+    _edit(fake_package, "training.py", "from . import models\n", "from .models import build\n")
+    _edit(fake_package, "training.py", "models.build()", "build()")
+    assert book.source_hash(nb) == base
+    _edit(fake_package, "training.py", "build(), prepare()", "build(), build()")  # another definition
+    assert book.source_hash(nb) != base
+
+
+def test_moving_a_definition_into_the_module_it_uses_stales_nothing(fake_package):
+    nb = _notebook(new_code_cell("from cnnbook.training import fit\nfit()"))
+    base = book.source_hash(nb)
+    # training.fit moves into models (which it calls as models.build); training imports it back.
+    (fake_package / "training.py").write_text(
+        "from .models import fit\n\nEPOCHS = 3\nFIRST, LAST = 1, 9\n"
+    )
+    _edit(
+        fake_package,
+        "models.py",
+        "import numpy as np\n",
+        "import numpy as np\nfrom .data import prepare\nfrom .training import EPOCHS\n\n\n"
+        "def fit():\n    return build(), prepare(), EPOCHS\n",
+    )
+    assert book.source_hash(nb) == base
+
+
+def test_moving_a_function_of_the_real_package_leaves_every_chapter_fresh(tmp_path, monkeypatch):
+    """The issue's own check: conv.relu, unchanged, moved to a new module and imported back."""
+    import shutil
+
+    chapters = book.chapter_paths(Path(__file__).resolve().parents[1] / "notebooks")
+    before = {p.name: book.source_hash(p) for p in chapters}
+    copy_dir = tmp_path / "cnnbook"
+    shutil.copytree(book.PACKAGE_DIR, copy_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(book, "PACKAGE_DIR", copy_dir)
+    assert {p.name: book.source_hash(p) for p in chapters} == before  # the copy is the package
+    conv = (copy_dir / "conv.py").read_text()
+    start = conv.index("def relu(")
+    end = conv.index("\ndef ", start + 1)
+    relu = conv[start:end]
+    (copy_dir / "activations.py").write_text(
+        '"""Activations."""\n\nfrom __future__ import annotations\n\nimport numpy as np\n\n\n' + relu
+    )
+    (copy_dir / "conv.py").write_text(conv[:start] + "from .activations import relu  # noqa: E402\n\n" + conv[end:])
+    reaching = [p.name for p in chapters if any(d.endswith(".relu") for d in book.reached_definitions(book.code_cells(p)))]
+    assert "01_what_a_cnn_sees.ipynb" in reaching
+    assert {p.name: book.source_hash(p) for p in chapters} == before
+    (copy_dir / "activations.py").write_text((copy_dir / "activations.py").read_text().replace("np.maximum", "np.fmax"))
+    after = {p.name: book.source_hash(p) for p in chapters}
+    assert [name for name in after if after[name] != before[name]] == reaching
+
+
+def _v1_chapter(path: Path, code: str) -> Path:
+    nb = _notebook(new_code_cell(code))
+    nb.metadata["cnnbook"]["source_hash"] = book.source_hash(nb, scheme=1)
+    nb.metadata["cnnbook"]["runs_in"] = {"float32": {"source_hash": book.source_hash(nb, scheme=1)}}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_migrate_restamps_a_fresh_chapter_and_refuses_a_stale_one(fake_package, tmp_path):
+    fresh = _v1_chapter(tmp_path / "01_fresh.ipynb", FIT)
+    stale = _v1_chapter(tmp_path / "02_stale.ipynb", "from cnnbook.conv import kernel\nkernel()")
+    assert not book.is_stale(fresh)  # read in the scheme it was written with
+    _edit(fake_package, "conv.py", "return 3", "return 33")  # 02 reaches it, 01 too (via models.layer)
+    (fake_package / "conv.py").write_text((fake_package / "conv.py").read_text().replace("33", "3"))
+    assert book.source_hash(fresh, scheme=1) != book.source_hash(fresh)  # the schemes differ
+    assert book.migrate_hash(fresh) is True
+    meta = nbformat.read(fresh, as_version=4).metadata["cnnbook"]
+    assert meta["hash_scheme"] == book.HASH_SCHEME
+    assert meta["source_hash"] == book.source_hash(fresh) == meta["runs_in"]["float32"]["source_hash"]
+    assert not book.is_stale(fresh)
+    assert book.migrate_hash(fresh) is False  # already current
+    _edit(fake_package, "conv.py", "return 3", "return 4")  # 02's code changed after its run
+    with pytest.raises(ValueError, match="stale under hash scheme 1"):
+        book.migrate_hash(stale)
+    assert "hash_scheme" not in nbformat.read(stale, as_version=4).metadata["cnnbook"]
+
+
+def test_unknown_scheme_is_refused():
+    with pytest.raises(ValueError, match="scheme must be 1 or 2"):
+        book.source_hash(_notebook(new_code_cell("1")), scheme=3)

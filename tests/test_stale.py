@@ -30,3 +30,12 @@ def test_stored_run_is_the_full_run(path):
     tags = [c.get("metadata", {}).get("tags", []) for c in nb["cells"]]
     assert sum("parameters" in t for t in tags) == 1, "exactly one cell tagged 'parameters'"
     assert book.ci_parameters(nb), "CI parameters are stored in metadata.cnnbook.ci_parameters"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_stored_provenance_uses_the_current_hash_scheme(path):
+    meta = json.loads(path.read_text(encoding="utf-8"))["metadata"]["cnnbook"]
+    assert meta.get("hash_scheme", 1) == book.HASH_SCHEME, (
+        f"{path.name}: provenance in hash scheme {meta.get('hash_scheme', 1)}; "
+        f"re-stamp it without a run: python -m cnnbook.book migrate {path}"
+    )

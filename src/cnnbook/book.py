@@ -15,6 +15,7 @@ Command line (what ``make book`` and ``make test`` call)::
     python -m cnnbook.book execute [--all] notebooks/*.ipynb   # run stale chapters in place
     python -m cnnbook.book check notebooks/*.ipynb             # exit 1 if any is stale
     python -m cnnbook.book reached notebooks/05_training.ipynb # the cnnbook definitions it reaches
+    python -m cnnbook.book migrate notebooks/*.ipynb           # provenance into the current hash scheme
     python -m cnnbook.book prepare-ci notebooks OUTDIR         # CI-parameterised copies for nbval
 
 This module imports papermill and nbformat only inside the functions that need them.
@@ -23,8 +24,9 @@ This module imports papermill and nbformat only inside the functions that need t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ast
+import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -43,6 +45,7 @@ from . import hardware
 __all__ = [
     "CHAPTER_PATTERNS",
     "GLUE_PREFIX",
+    "HASH_SCHEME",
     "chapter_paths",
     "ci_parameters",
     "code_cells",
@@ -51,6 +54,7 @@ __all__ = [
     "glue",
     "is_stale",
     "machine_info",
+    "migrate_hash",
     "prepare_ci",
     "read_glued",
     "reached_definitions",
@@ -79,6 +83,8 @@ def chapter_paths(folder: str | Path) -> list[Path]:
     return [p for pattern in CHAPTER_PATTERNS for p in sorted(folder.glob(pattern))]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# 2: definitions count by name and code, not by the module they live in (moves are free).
+HASH_SCHEME = 2
 GLUE_PREFIX = "application/papermill.record/"
 _INJECTED = "injected-parameters"
 
@@ -301,6 +307,33 @@ class _Uses(ast.NodeVisitor):
         self.found |= {target for name, target in _cnnbook_bindings(node, self.modules) if name == "*"}
 
 
+class _Canonical(ast.NodeTransformer):
+    """A definition's references to cnnbook definitions, written as ``cnnbook:name``.
+
+    ``hardware.cpu_info()`` in one module, ``cpu_info()`` in the module that
+    defines it and ``info()`` after ``from .hardware import cpu_info as info``
+    all become ``cnnbook:cpu_info()``: where a definition lives, and how it is
+    imported, do not change its text, so moving it is free (hash scheme 2).
+    """
+
+    def __init__(self, uses: _Uses):
+        self.uses = uses
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        owners = self.uses._modules(node.value)
+        if owners and not (node.attr in self.uses.modules and "__init__" in owners):
+            return ast.copy_location(ast.Name(id=f"cnnbook:{node.attr}", ctx=node.ctx), node)
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        names = {name for _, name in self.uses.bindings.get(node.id, ()) if name is not None}
+        if node.id in self.uses.own:
+            names.add(node.id)
+        if len(names) == 1:
+            return ast.copy_location(ast.Name(id=f"cnnbook:{names.pop()}", ctx=node.ctx), node)
+        return node
+
+
 class _Module(NamedTuple):
     definitions: dict[str, list[tuple[str, frozenset]]]  # name -> [(normalised text, targets it uses)]
     exports: dict[str, set[tuple]]  # name -> the cnnbook targets a top-level import binds it to
@@ -320,8 +353,8 @@ def _defined_names(stmt: ast.stmt) -> list[str]:
     return []
 
 
-@functools.lru_cache(maxsize=128)
-def _parse_module(module: str, text: str, modules: frozenset[str]) -> _Module:
+@functools.lru_cache(maxsize=256)
+def _parse_module(module: str, text: str, modules: frozenset[str], scheme: int = HASH_SCHEME) -> _Module:
     tree = _without_docstrings(ast.parse(text))
     definitions: dict[str, list[ast.stmt]] = {}
     exports: dict[str, set[tuple]] = {}
@@ -354,6 +387,8 @@ def _parse_module(module: str, text: str, modules: frozenset[str]) -> _Module:
     def described(stmt: ast.stmt) -> tuple[str, frozenset]:
         uses = _Uses(bindings, modules, module, definitions)
         uses.visit(stmt)
+        if scheme >= 2:
+            stmt = _Canonical(uses).visit(copy.deepcopy(stmt))
         return _normalised(stmt), frozenset(uses.found)
 
     return _Module(
@@ -378,7 +413,9 @@ def _cell_trees(sources: Iterable[str]) -> list[ast.Module | str]:
     return trees
 
 
-def _reach(trees: list[ast.Module | str]) -> tuple[dict[tuple, list[str]], dict[str, list[str]]]:
+def _reach(
+    trees: list[ast.Module | str], scheme: int = HASH_SCHEME
+) -> tuple[dict[tuple, list[str]], dict[str, list[str]]]:
     """({(module, name): normalised definitions}, {module: normalised prelude}) that the cells can reach."""
     files = {p.stem: p for p in PACKAGE_DIR.glob("*.py")}
     modules = frozenset(files)
@@ -386,7 +423,7 @@ def _reach(trees: list[ast.Module | str]) -> tuple[dict[tuple, list[str]], dict[
 
     def info(module: str) -> _Module:
         if module not in parsed:
-            parsed[module] = _parse_module(module, files[module].read_text(encoding="utf-8"), modules)
+            parsed[module] = _parse_module(module, files[module].read_text(encoding="utf-8"), modules, scheme)
         return parsed[module]
 
     cells = [tree for tree in trees if not isinstance(tree, str)]
@@ -447,34 +484,98 @@ def reached_definitions(sources: Iterable[str]) -> list[str]:
     return sorted(f"{module}.{name}" for module, name in _reach(_cell_trees(sources))[0])
 
 
-def source_hash(nb: Any) -> str:
+def source_hash(nb: Any, *, scheme: int = HASH_SCHEME) -> str:
     """sha256 over the chapter's code cells and the cnnbook definitions they can reach.
 
     Both are compared as syntax trees without docstrings, so comments, docstrings
     and formatting do not count; nor does a change to code the chapter cannot reach.
+    Since scheme 2 a definition counts by its name and its code, not by the module
+    it lives in, and its references to other cnnbook definitions count by name
+    (:class:`_Canonical`): moving an unchanged definition to another module
+    (and importing it back) stales nothing.
 
     Parameters
     ----------
     nb : nbformat.NotebookNode, dict, str or path-like
         The chapter or its path (its outputs and injected parameters do not count).
+    scheme : int
+        1 for the hash stored before scheme 2 (definitions keyed by module, as
+        written), used only by :func:`migrate_hash` to check that a chapter was
+        fresh; the default is the current :data:`HASH_SCHEME`.
 
     Returns
     -------
     str
         Hex digest, as recorded in ``metadata.cnnbook.source_hash`` by :func:`execute`.
     """
+    if scheme not in (1, 2):
+        raise ValueError(f"scheme must be 1 or 2, got {scheme!r}.")
     trees = _cell_trees(code_cells(nb))
-    definitions, preludes = _reach(trees)
+    definitions, preludes = _reach(trees, scheme)
     h = hashlib.sha256()
     for tree in trees:
         h.update((f"raw cell\0{tree}" if isinstance(tree, str) else f"cell\0{_normalised(tree)}").encode() + b"\0")
-    for (module, name), texts in sorted(definitions.items()):
-        for text in texts:
-            h.update(f"definition\0{module}.{name}\0{text}\0".encode())
-    for module, texts in sorted(preludes.items()):
-        for text in texts:
-            h.update(f"prelude\0{module}\0{text}\0".encode())
+    if scheme == 1:
+        for (module, name), texts in sorted(definitions.items()):
+            for text in texts:
+                h.update(f"definition\0{module}.{name}\0{text}\0".encode())
+        for module, texts in sorted(preludes.items()):
+            for text in texts:
+                h.update(f"prelude\0{module}\0{text}\0".encode())
+        return h.hexdigest()
+    h.update(b"scheme 2\0")
+    named = {(name, text) for (_, name), texts in definitions.items() for text in texts}
+    for name, text in sorted(named):
+        h.update(f"definition\0{name}\0{text}\0".encode())
+    for text in sorted({text for texts in preludes.values() for text in texts}):
+        h.update(f"prelude\0{text}\0".encode())
     return h.hexdigest()
+
+
+def migrate_hash(path: str | os.PathLike[str]) -> bool:
+    """Re-stamp a stored chapter's provenance in the current hash scheme, without running it.
+
+    Only the scheme may differ: the stored hash must equal the chapter's hash
+    in the scheme it was written with (its code did not change since its
+    run), otherwise the chapter is stale and must be executed instead.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The stored chapter; rewritten in place when migrated.
+
+    Returns
+    -------
+    bool
+        True if it was migrated, False if it already used the current scheme.
+
+    Raises
+    ------
+    ValueError
+        When the chapter is stale in its own scheme (its outputs are not the
+        code's): execute it instead (``python -m cnnbook.book execute``).
+    """
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(str(path), as_version=4)
+    meta = nb.metadata.get("cnnbook", {})
+    old_scheme = meta.get("hash_scheme", 1)
+    if old_scheme == HASH_SCHEME:
+        return False
+    stored = meta.get("source_hash")
+    if stored is None or stored != source_hash(nb, scheme=old_scheme):
+        raise ValueError(
+            f"{path} is stale under hash scheme {old_scheme}: its stored outputs are not "
+            f"its code's, so only a run can give it a hash (python -m cnnbook.book execute {path})."
+        )
+    new = source_hash(nb)
+    for run in meta.get("runs_in", {}).values():  # separate timings of the same code
+        if run.get("source_hash") == stored:
+            run["source_hash"] = new
+    meta["source_hash"], meta["hash_scheme"] = new, HASH_SCHEME
+    nbformat.write(nb, str(path))
+    return True
 
 
 def is_stale(path: str | os.PathLike[str]) -> bool:
@@ -488,12 +589,14 @@ def is_stale(path: str | os.PathLike[str]) -> bool:
     Returns
     -------
     bool
-        Whether the recorded ``source_hash`` differs from :func:`source_hash` now
-        (or is missing).
+        Whether the recorded ``source_hash`` differs from :func:`source_hash` now,
+        computed in the scheme it was recorded with (``metadata.cnnbook.hash_scheme``,
+        1 when absent), or is missing.
     """
     nb = _as_dict(path)
-    stored = nb.get("metadata", {}).get("cnnbook", {}).get("source_hash")
-    return stored != source_hash(nb)
+    meta = nb.get("metadata", {}).get("cnnbook", {})
+    stored = meta.get("source_hash")
+    return stored != source_hash(nb, scheme=meta.get("hash_scheme", 1))
 
 
 def ci_parameters(nb: Any) -> dict[str, Any]:
@@ -667,6 +770,7 @@ def execute(
         nb.metadata["cnnbook"] = {
             **nb.metadata.get("cnnbook", {}),
             "source_hash": code_hash,
+            "hash_scheme": HASH_SCHEME,
             "parameters": parameters or {},
             "executed_seconds": round(seconds, 1),
             "executed_on": machine_info(),
@@ -842,6 +946,8 @@ def _main(argv: list[str] | None = None) -> int:
     ex.add_argument("--ci", action="store_true", help="use each chapter's CI parameters")
     ch = sub.add_parser("check", help="exit 1 if any chapter's stored outputs are stale")
     ch.add_argument("notebooks", nargs="+")
+    mi = sub.add_parser("migrate", help="re-stamp fresh chapters' provenance in the current hash scheme (no run)")
+    mi.add_argument("notebooks", nargs="+")
     re_ = sub.add_parser("reached", help="list the cnnbook definitions a chapter reaches (what its hash covers)")
     re_.add_argument("notebook")
     ti = sub.add_parser("time", help="time a chapter's full run in another precision; keeps its stored outputs")
@@ -866,6 +972,15 @@ def _main(argv: list[str] | None = None) -> int:
         for nb in stale:
             print(f"stale: {nb} (re-run: python -m cnnbook.book execute {nb})")
         return 1 if stale else 0
+    if args.command == "migrate":
+        failed = 0
+        for nb in args.notebooks:
+            try:
+                print(("migrated: " if migrate_hash(nb) else "already current: ") + str(nb))
+            except ValueError as error:
+                print(error)
+                failed += 1
+        return 1 if failed else 0
     if args.command == "time":
         for nb in args.notebooks:
             print(f"timing {nb} in {args.dtype} ...", flush=True)
