@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh Linux machine:
-#   make book   # venv + install + execute stale chapters + build _build/html/index.html
-#   make test   # venv + install + the whole test suite
+#   make book        # venv + install + execute stale chapters + build _build/html/index.html
+#   make test        # venv + install + the whole test suite
+#   make test-unit   # the fast tier: unit tests, stored-run checks, ruff and mypy (no chapter
+#                    # executed, no book built, no browser; pytest markers in pyproject.toml)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -14,7 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[book]"
+	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cnnbook)"
 	touch $(STAMP)
 
@@ -36,6 +38,12 @@ check-stale: setup
 test: setup
 	$(PY) -m pytest tests
 	$(MAKE) test-nbval
+
+# Everything but the markers notebook (executes chapters), book (builds the HTML) and browser.
+UNIT_MARKERS = not notebook and not book and not browser
+
+test-unit: setup
+	$(PY) -m pytest tests -m "$(UNIT_MARKERS)"
 
 # The copies live in _build/ci/notebooks, beside a link to book/, so relative paths still work.
 # pytest's cache goes under _build (pyproject.toml sets cache_dir for the unit tests), never into
