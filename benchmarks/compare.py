@@ -9,8 +9,8 @@ Each model is trained and evaluated in a fresh process of its own, one after
 another, on the same split with the same seed: keras-io's Simple MNIST convnet
 (as published, and in bfloat16 as a control in bfloat16 runs), the source
 article's (TensorFlow tutorial's) network, the book's model with its chapter
-recipe and the book's ensemble (on CIFAR-10: the article's network and the
-book's colour model).
+recipe and the book's ensemble (on CIFAR-10: the article's network, the
+book's colour model and the book's small residual network).
 
 ``--precision``: ``float32`` runs every model in float32 (the bfloat16 control is
 not measured, and the table says why); ``bfloat16`` runs the book's models and
@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--models", nargs="+", metavar="KEY",
                         help="a subset of the dataset's models (default: all); mnist/fashion_mnist: keras_io "
-                        "keras_io_bf16 article book_part1 book_ensemble (and book_wide on fashion_mnist); cifar10: article book_cifar. Ratios are "
-                        "against the first of these that runs.")
+                        "keras_io_bf16 article book_part1 book_ensemble (and book_wide on fashion_mnist); "
+                        "cifar10: article book_cifar book_resnet. Ratios are against the first of these that runs.")
     parser.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                         help="float32: every model in float32; bfloat16: the book's models and the control in "
                         "mixed bfloat16, the tutorials in float32 as published; auto (default): the book's choice "

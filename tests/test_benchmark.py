@@ -60,7 +60,7 @@ def test_settings_reject_bad_input_and_know_reduced_runs():
         Settings(precision="float16")
     assert not Settings().reduced and Settings().target_accuracy == 0.9922
     assert Settings(train_size=500).reduced and Settings(max_epochs=1).reduced
-    assert [e.key for e in Settings(dataset="cifar10").selected()] == ["article", "book_cifar"]
+    assert [e.key for e in Settings(dataset="cifar10").selected()] == ["article", "book_cifar", "book_resnet"]
     assert [e.key for e in Settings(models=("book_part1", "keras_io")).selected()] == ["keras_io", "book_part1"]
 
 
@@ -76,7 +76,7 @@ def test_each_book_row_names_the_training_function_that_makes_its_recipe():
     from cnnbook import training
 
     expected = {"book_part1": "default_config", "book_ensemble": "ensemble_config", "book_cifar": "default_config",
-                "book_wide": "cifar_cnn_config"}
+                "book_wide": "cifar_cnn_config", "book_resnet": "resnet_config"}
     for dataset in spec.DATASETS:
         for entry in spec.entries(dataset):
             if entry.weights == "last":  # a tutorial's own recipe, spelled out in its row
@@ -124,7 +124,8 @@ def test_bfloat16_runs_the_book_and_the_control_in_bfloat16_and_the_tutorials_as
         "book_part1": "mixed_bfloat16", "book_ensemble": "mixed_bfloat16"}
     assert settings.skipped() == ()
     cifar = Settings(dataset="cifar10", precision="bfloat16").resolved()
-    assert dict((e.key, dtype) for e, dtype in cifar.runs()) == {"article": "float32", "book_cifar": "mixed_bfloat16"}
+    assert dict((e.key, dtype) for e, dtype in cifar.runs()) == {"article": "float32", "book_cifar": "mixed_bfloat16",
+                                                                 "book_resnet": "mixed_bfloat16"}
 
 
 def test_bfloat16_is_refused_on_a_cpu_without_bfloat16_units_unless_forced(monkeypatch):

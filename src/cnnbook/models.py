@@ -13,16 +13,20 @@ import keras
 from keras import layers
 
 __all__ = [
+    "DOWNSAMPLING",
     "FusedBatchNormalization",
     "article_cnn",
     "augmentation",
     "channel_normalizer",
     "cifar_cnn",
+    "cifar_resnet",
     "digit_augmentation",
+    "forward_flops",
     "keras_io_convnet",
     "mlp",
     "mnist_cnn",
     "mnist_cnn_sequential",
+    "residual_block",
     "with_softmax",
 ]
 
@@ -594,6 +598,258 @@ def cifar_cnn(
         x = layers.Dropout(dropout, dtype=dtype, name="dropout")(x)
     outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="cifar_cnn")
+
+
+#: :func:`cifar_resnet`'s ways of halving the image between stages.
+DOWNSAMPLING = ("stride", "maxpool", "none")
+
+
+def residual_block(
+    x: keras.KerasTensor,
+    filters: int,
+    stride: int = 1,
+    *,
+    plain: bool = False,
+    name: str | None = None,
+    dtype: str | None = None,
+    fused_batchnorm: bool = True,
+) -> keras.KerasTensor:
+    """A basic residual block (He et al., 2016): ``relu(F(x) + shortcut(x))``.
+
+    ``F`` is 3×3 conv (``stride``) -> BN -> ReLU -> 3×3 conv -> BN, with
+    ``filters`` channels and "same" padding.  The shortcut is ``x`` itself
+    (an *identity*: no layer, no parameter) when ``F(x)`` has ``x``'s shape,
+    that is ``stride == 1`` and ``x`` already has ``filters`` channels;
+    otherwise a *projection*: 1×1 conv (``stride``) -> BN, which brings ``x``
+    to ``F(x)``'s shape.  With ``plain=True`` there is no shortcut at all:
+    ``relu(F(x))``, the same convolutions stacked as in a plain network.
+
+    Convolutions have no bias (BN's shift replaces it), as in
+    :func:`cifar_cnn`.
+
+    Parameters
+    ----------
+    x : keras.KerasTensor
+        The block's input, ``(batch, height, width, channels)``.
+    filters : int
+        Channels of the block's output (at least 1).
+    stride : int
+        Stride of the first convolution (and of the projection), at least 1;
+        2 halves the height and the width ("same" padding: ``ceil(n / 2)``).
+    plain : bool
+        Leave the shortcut out (a plain block, for comparison).
+    name : str, optional
+        Prefix of the block's layer names (``<name>_conv1``, ``<name>_add``,
+        ...); ``None`` lets Keras name them.
+    dtype : str, optional
+        Keras dtype policy of the block's layers; ``None`` uses the global policy.
+    fused_batchnorm : bool
+        Use :class:`FusedBatchNormalization` rather than Keras'
+        ``BatchNormalization`` (same maths, faster on TensorFlow).
+
+    Returns
+    -------
+    keras.KerasTensor
+        The block's output, ``(batch, ceil(height / stride),
+        ceil(width / stride), filters)``.
+
+    Raises
+    ------
+    ValueError
+        ``x`` is not a 4-D tensor, or ``filters`` or ``stride`` is below 1.
+    """
+    # FusedBatchNormalization by default, as in cifar_cnn: the same maths and
+    # weights as Keras' layer (a saved model loads either way), one fused
+    # kernel instead of several passes over the activations.  A residual
+    # network has a BN after every convolution, so the passes would cost most.
+    if len(x.shape) != 4:
+        raise ValueError(
+            f"residual_block takes images (batch, height, width, channels), got shape {tuple(x.shape)}."
+        )
+    if filters < 1:
+        raise ValueError(f"filters must be at least 1, got {filters}.")
+    if stride < 1:
+        raise ValueError(f"stride must be at least 1, got {stride}.")
+    _check_dtype(dtype)
+    norm_layer = FusedBatchNormalization if fused_batchnorm else layers.BatchNormalization
+
+    def named(part: str) -> str | None:
+        return None if name is None else f"{name}_{part}"
+
+    def conv(t: keras.KerasTensor, size: int, step: int, part: str) -> keras.KerasTensor:
+        return layers.Conv2D(filters, size, strides=step, padding="same", use_bias=False, dtype=dtype,
+                             name=named(part))(t)
+
+    y = conv(x, 3, stride, "conv1")
+    y = norm_layer(dtype=dtype, name=named("bn1"))(y)
+    y = layers.ReLU(dtype=dtype, name=named("relu1"))(y)
+    y = conv(y, 3, 1, "conv2")
+    y = norm_layer(dtype=dtype, name=named("bn2"))(y)
+    if not plain:
+        shortcut = x
+        if stride != 1 or x.shape[-1] != filters:  # F(x) and x differ in shape: project x
+            shortcut = conv(x, 1, stride, "proj_conv")
+            shortcut = norm_layer(dtype=dtype, name=named("proj_bn"))(shortcut)
+        y = layers.Add(dtype=dtype, name=named("add"))([y, shortcut])
+    return layers.ReLU(dtype=dtype, name=named("relu"))(y)
+
+
+def cifar_resnet(
+    input_shape: Sequence[int] = (32, 32, 3),
+    num_classes: int = 10,
+    width: int = 16,
+    blocks: int = 2,
+    *,
+    plain: bool = False,
+    downsample: str = "stride",
+    normalizer: layers.Layer | None = None,
+    dtype: str | None = None,
+    fused_batchnorm: bool = True,
+) -> keras.Model:
+    """A small ResNet for small images: stem, three stages of residual blocks, average pooling, logits.
+
+    ``normalizer`` -> stem: 3×3 conv (``width`` channels) -> BN -> ReLU ->
+    three stages of ``blocks`` :func:`residual_block` each, with ``width``,
+    ``2·width`` and ``4·width`` channels -> global average pooling -> Dense
+    logits.  Stages 2 and 3 halve the image first (32→16→8), as
+    ``downsample`` says:
+
+    - ``"stride"``: their first block's first convolution has stride 2 and its
+      shortcut is a projection (1×1 conv with stride 2 -> BN), as in He et al.;
+    - ``"maxpool"``: a 2×2 max pooling (``"same"`` padding, so the sizes
+      match ``"stride"``'s for any input) before the stage, then blocks with
+      stride 1 (the first block's shortcut still projects, to the new width);
+    - ``"none"``: no halving: every stage works at the full resolution (the
+      convolutions cost 4× and 16× as much in stages 2 and 3).
+
+    Every other shortcut is an identity.  With the defaults (width 16, two
+    blocks per stage) it has the widths of He et al.'s CIFAR-10 ResNets and
+    14 weighted layers on the main path (13 convolutions and the Dense
+    layer): a ResNet-14.  ``plain=True`` builds the same network without the
+    shortcuts (no Add, no projection), to compare plain and residual networks
+    of the same depth.
+
+    Parameters
+    ----------
+    input_shape : (height, width, channels)
+        At least 4×4 pixels (the image is halved twice); e.g. ``(32, 32, 3)``
+        (CIFAR-10) or ``(28, 28, 1)`` (MNIST, Fashion-MNIST: 28→14→7).
+    num_classes : int
+        At least 2.
+    width : int
+        Channels of the stem and the first stage (at least 1); the later
+        stages have twice and four times as many.
+    blocks : int
+        Residual blocks per stage (at least 1): the main path has
+        ``6·blocks + 2`` weighted layers.
+    plain : bool
+        No shortcuts (see :func:`residual_block`).
+    downsample : str
+        ``"stride"``, ``"maxpool"`` or ``"none"`` (:data:`DOWNSAMPLING`).
+    normalizer : keras.layers.Layer, optional
+        Applied to the input first (e.g. :func:`channel_normalizer`).
+    dtype : str, optional
+        A Keras dtype policy for every layer but the normaliser and the
+        logits (which stay float32), as in :func:`cifar_cnn`; ``None`` uses
+        the global policy.
+    fused_batchnorm : bool
+        Use :class:`FusedBatchNormalization` rather than Keras'
+        ``BatchNormalization`` (same maths, faster on TensorFlow).
+
+    Returns
+    -------
+    keras.Model
+        Logits out (no softmax), named ``cifar_resnet`` (``cifar_plain`` with
+        ``plain=True``).  Layers are named ``stem_conv``,
+        ``stage<s>_block<b>_conv1`` ... ``_add``, ``stage<s>_pool``
+        (``"maxpool"``), ``global_pool`` and ``logits``.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range.
+    """
+    shape = _check_shape(input_shape, num_classes)
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}.")
+    if blocks < 1:
+        raise ValueError(f"blocks (per stage) must be at least 1, got {blocks}.")
+    if downsample not in DOWNSAMPLING:
+        raise ValueError(f"downsample must be one of {', '.join(map(repr, DOWNSAMPLING))}, got {downsample!r}.")
+    if downsample != "none" and min(shape[:2]) < 4:
+        raise ValueError(f"cifar_resnet halves the image twice; it needs at least 4×4 pixels, got {shape}.")
+    _check_dtype(dtype)
+    norm_layer = FusedBatchNormalization if fused_batchnorm else layers.BatchNormalization
+
+    inputs = keras.Input(shape=shape, name="image")
+    x = normalizer(inputs) if normalizer is not None else inputs
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, dtype=dtype, name="stem_conv")(x)
+    x = norm_layer(dtype=dtype, name="stem_bn")(x)
+    x = layers.ReLU(dtype=dtype, name="stem_relu")(x)
+    for stage, mult in enumerate((1, 2, 4), start=1):
+        halve = stage > 1 and downsample != "none"
+        if halve and downsample == "maxpool":
+            x = layers.MaxPooling2D(2, padding="same", dtype=dtype, name=f"stage{stage}_pool")(x)
+        for block in range(1, blocks + 1):
+            stride = 2 if halve and downsample == "stride" and block == 1 else 1
+            x = residual_block(x, width * mult, stride, plain=plain, name=f"stage{stage}_block{block}",
+                               dtype=dtype, fused_batchnorm=fused_batchnorm)
+    x = layers.GlobalAveragePooling2D(dtype=dtype, name="global_pool")(x)
+    outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, outputs, name="cifar_plain" if plain else "cifar_resnet")
+
+
+def forward_flops(model: keras.Model) -> int:
+    """Floating-point operations of one image's forward pass through ``model``'s convolutions and Dense layers.
+
+    Counts 2 operations (a multiplication and an addition) per
+    multiply-accumulate: a ``Conv2D`` costs ``2 · k_h · k_w · (c_in / groups)
+    · c_out`` per output pixel, a ``Dense`` layer ``2 · inputs · units``
+    (per position, for a Dense layer applied to a sequence or an image).
+    Biases, batch normalisation, activations, pooling and additions are left
+    out: together they are a few per cent of a CNN's operations, and papers
+    that report FLOPs usually leave them out too.  Training costs about three
+    times the forward pass per image (forward, and a backward pass of about
+    twice its cost).  Nested models (a ``Sequential`` inside a model) are
+    counted layer by layer.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built model (e.g. from :func:`cifar_cnn`, :func:`cifar_resnet`,
+        :func:`article_cnn`) with a fixed input size.
+
+    Returns
+    -------
+    int
+        Operations per image.
+
+    Raises
+    ------
+    ValueError
+        A convolution or Dense layer whose output size is not fixed (e.g. an
+        input of unknown height).
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += forward_flops(layer)
+            continue
+        if not isinstance(layer, (layers.Conv2D, layers.Dense)):
+            continue
+        out_shape = tuple(layer.output.shape[1:])
+        if any(d is None for d in out_shape):
+            raise ValueError(f"layer {layer.name!r} has an output of unknown size {out_shape}; build the model "
+                             "with a fixed input size.")
+        kernel = tuple(layer.kernel.shape)  # Conv2D: (k_h, k_w, c_in / groups, c_out); Dense: (in, units)
+        positions = 1
+        for d in out_shape[:-1]:
+            positions *= int(d)
+        per_position = 1
+        for d in kernel:
+            per_position *= int(d)
+        total += 2 * positions * per_position
+    return total
 
 
 def with_softmax(model: keras.Model) -> keras.Model:
