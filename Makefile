@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 # Execute only the chapters whose stored outputs are missing or stale, then build the HTML.
 execute: setup
-	$(PY) -m cnnbook.book execute $(CHAPTERS)
+	PYTHONPATH=tools $(PY) -m bookbuild execute $(CHAPTERS)
 
 html: setup $(if $(filter book,$(MAKECMDGOALS)),execute)
 	$(VENV)/bin/jupyter-book build . -W --keep-going
@@ -31,7 +31,7 @@ book: execute html
 	@echo "Open _build/html/index.html"
 
 check-stale: setup
-	$(PY) -m cnnbook.book check $(CHAPTERS)
+	PYTHONPATH=tools $(PY) -m bookbuild check $(CHAPTERS)
 
 # The whole suite: unit tests, chapters executed with CI parameters, the book build,
 # then nbval on CI-parameterised copies of the chapters (cells marked NBVAL_CHECK_OUTPUT).
@@ -51,7 +51,7 @@ test-unit: setup
 test-nbval: setup
 	rm -rf _build/ci && mkdir -p _build/ci/models
 	ln -s ../../book _build/ci/book
-	$(PY) -m cnnbook.book prepare-ci notebooks _build/ci/notebooks
+	PYTHONPATH=tools $(PY) -m bookbuild prepare-ci notebooks _build/ci/notebooks
 	cd _build/ci/notebooks && CNNBOOK_MODEL_DIR=$(CURDIR)/_build/ci/models \
 	  $(CURDIR)/$(PY) -m pytest --nbval-lax -o cache_dir=$(CURDIR)/_build/ci/.pytest_cache --rootdir=. .
 

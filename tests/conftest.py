@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,12 @@ import pytest
 from cnnbook import book
 
 ROOT = Path(__file__).resolve().parents[1]
+# The book's build tools (tools/bookbuild) are not installed with the package.
+sys.path.insert(0, str(ROOT / "tools"))
+
+import bookbuild  # noqa: E402
 NOTEBOOKS = ROOT / "notebooks"
-CHAPTERS = book.chapter_paths(NOTEBOOKS)
+CHAPTERS = bookbuild.chapter_paths(NOTEBOOKS)
 
 _executed: dict[str, tuple[dict, dict]] = {}
 
@@ -30,7 +35,7 @@ def run_chapter(stem: str, tmp_root: Path) -> tuple[dict, dict]:
         if not path.exists():
             pytest.fail(f"{path} does not exist")
         out = tmp_root / f"{stem}.ipynb"
-        nb = book.execute(path, output=out, parameters=book.ci_parameters(path), timeout=600)
+        nb = bookbuild.execute(path, output=out, parameters=bookbuild.ci_parameters(path), timeout=600)
         _executed[stem] = (nb, book.read_glued(nb))
     return _executed[stem]
 

@@ -89,7 +89,7 @@ def test_intro_has_the_generated_chapter_times(built):
         assert precision in ("float32", "bfloat16 (mixed)"), row
         if precision == "float32":  # the stored run is its own float32 time
             assert float32_time == re.sub(r"<[^>]+>", "", cells[1]).strip(), row
-        else:  # a separate float32 run of the same code (`python -m cnnbook.book time`), or none
+        else:  # a separate float32 run of the same code (`PYTHONPATH=tools python -m bookbuild time`), or none
             assert "a separate float32 run on" in float32_time or float32_time == "not measured yet", row
     # "AMD EPYC" alone hides a Zen 4 / Zen 5 difference of about 2×: the table names family and model.
     for chapter in chapters:

@@ -1,6 +1,6 @@
 """TensorFlow's native log lines are dropped from stored chapters; everything else on stderr stays."""
 
-from cnnbook import book
+import bookbuild.run
 
 
 def test_native_log_lines_are_dropped_and_other_stderr_kept():
@@ -13,7 +13,7 @@ def test_native_log_lines_are_dropped_and_other_stderr_kept():
         {"output_type": "stream", "name": "stderr", "text": "I0000 00:00:1.5   7 cudart_stub.cc:31] no GPU\n"},
         {"output_type": "stream", "name": "stdout", "text": "I0000 00:00:1.5   7 x.cc:1] stdout is left alone\n"},
     ]}]}
-    book._drop_native_log_lines(nb)
+    bookbuild.run._drop_native_log_lines(nb)
     outputs = nb["cells"][0]["outputs"]
     assert len(outputs) == 2  # the all-log stderr output disappears entirely
     assert outputs[0]["text"] == "UserWarning: something the reader should see\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnbook import book
+import bookbuild
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -168,7 +168,7 @@ def test_glossary_is_bilingual_and_complete():
 def test_every_term_link_has_an_entry():
     terms = {term.lower() for names, _ in _glossary() for term in names}
     sources = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in sorted(BOOK.glob("*.md"))}
-    for nb_path in book.chapter_paths(ROOT / "notebooks"):
+    for nb_path in bookbuild.chapter_paths(ROOT / "notebooks"):
         cells = json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
         sources[str(nb_path.relative_to(ROOT))] = "\n".join(
             "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"

@@ -1,8 +1,9 @@
-"""Tests of :mod:`cnnbook.book`: glue, provenance hashes, execution and staleness.
+"""Tests of the chapters' runtime (:mod:`cnnbook.book`: glue) and of the build
+tools (:mod:`bookbuild`, in ``tools/``: provenance hashes, execution, staleness).
 
 A tiny notebook is really executed (papermill, the ``python3`` kernel) once per
 module; the hash tests edit copies of notebooks in memory.  The tests of what a
-chapter reaches point :data:`cnnbook.book.PACKAGE_DIR` at a small package
+chapter reaches point :data:`bookbuild.staleness.PACKAGE_DIR` at a small package
 written to a temporary folder, so that "a definition changed" can be tested
 without touching the real package that other tests (and people) are using.
 """
@@ -22,6 +23,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from cnnbook import book
+import bookbuild
+from bookbuild import staleness
 
 GLUE_CELL = textwrap.dedent(
     """\
@@ -53,7 +56,7 @@ def _notebook(*cells) -> nbformat.NotebookNode:
 def _executed(path: Path, *sources: str) -> tuple[Path, nbformat.NotebookNode]:
     """A chapter of the code cells ``sources``, written to ``path`` and executed in place."""
     nbformat.write(_notebook(*(new_code_cell(source) for source in sources)), path)
-    return path, book.execute(path, timeout=120)
+    return path, bookbuild.execute(path, timeout=120)
 
 
 def _source() -> nbformat.NotebookNode:
@@ -69,7 +72,7 @@ def executed(tmp_path_factory):
     src = folder / "01_tiny.ipynb"
     nbformat.write(_source(), src)
     out = folder / "01_tiny.out.ipynb"
-    nb = book.execute(src, output=out, parameters={"n": 2}, timeout=120)
+    nb = bookbuild.execute(src, output=out, parameters={"n": 2}, timeout=120)
     return src, out, nb
 
 
@@ -124,9 +127,9 @@ def test_execute_records_provenance(executed):
     # The injected-parameters cell is not part of the hash: the copy records the source's code hash.
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     assert ["injected-parameters"] in tags
-    assert meta["source_hash"] == book.source_hash(src)
-    assert not book.is_stale(out)
-    assert book.is_stale(src)  # never executed: no stored hash
+    assert meta["source_hash"] == bookbuild.source_hash(src)
+    assert not bookbuild.is_stale(out)
+    assert bookbuild.is_stale(src)  # never executed: no stored hash
     assert not list(out.parent.glob(".*.running.ipynb"))
 
 
@@ -137,7 +140,7 @@ def test_failed_execution_leaves_the_stored_chapter_alone(tmp_path):
     nbformat.write(nb, path)
     before = path.read_bytes()
     with pytest.raises(Exception, match="boom"):
-        book.execute(path, timeout=60)
+        bookbuild.execute(path, timeout=60)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["02_broken.ipynb"]
 
@@ -147,60 +150,61 @@ def test_failed_execution_leaves_the_stored_chapter_alone(tmp_path):
 
 def test_source_hash_follows_code_not_markdown_outputs_or_parameters():
     nb = _source()
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
 
     code = copy.deepcopy(nb)
     code.cells[2].source += "\nprint('one more line')"
-    assert book.source_hash(code) != base
+    assert bookbuild.source_hash(code) != base
 
     prose = copy.deepcopy(nb)
     prose.cells[0].source = "# A tiny chapter\n\nDifferent prose, same code."
     prose.cells.append(new_markdown_cell("## A new section"))
-    assert book.source_hash(prose) == base
+    assert bookbuild.source_hash(prose) == base
 
     outputs = copy.deepcopy(nb)
     outputs.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x\n")]
     outputs.cells[2].execution_count = 5
     outputs.metadata["cnnbook"]["executed_seconds"] = 1.0
-    assert book.source_hash(outputs) == base
+    assert bookbuild.source_hash(outputs) == base
 
     injected = copy.deepcopy(nb)
     cell = new_code_cell("# Parameters\nn = 1\n")
     cell.metadata["tags"] = ["injected-parameters"]
     injected.cells.insert(2, cell)
-    assert book.source_hash(injected) == base
+    assert bookbuild.source_hash(injected) == base
 
     as_dict = json.loads(nbformat.writes(nb))
-    assert book.source_hash(as_dict) == base
+    assert bookbuild.source_hash(as_dict) == base
 
 
 def test_source_hash_ignores_comments_layout_and_ipython_syntax():
     nb = _notebook(new_code_cell("%pip install -q tiny\nx = [1, 2]\nprint(x)"))
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
     same = copy.deepcopy(nb)
     same.cells[0].source = "%pip install -q tiny\n# a comment\nx = [\n    1,\n    2,\n]\n\nprint( x )  # shown\n"
-    assert book.source_hash(same) == base
+    assert bookbuild.source_hash(same) == base
     for changed_source in ("%pip install -q other\nx = [1, 2]\nprint(x)", "%pip install -q tiny\nx = [1, 3]\nprint(x)"):
         changed = copy.deepcopy(nb)
         changed.cells[0].source = changed_source
-        assert book.source_hash(changed) != base
+        assert bookbuild.source_hash(changed) != base
     broken = copy.deepcopy(nb)  # a cell that does not parse counts as its text
     broken.cells[0].source = "x = ("
-    assert book.source_hash(broken) != base
+    assert bookbuild.source_hash(broken) != base
     broken2 = copy.deepcopy(broken)
     broken2.cells[0].source = "x = (  "
-    assert book.source_hash(broken2) != book.source_hash(broken)
+    assert bookbuild.source_hash(broken2) != bookbuild.source_hash(broken)
 
 
 def test_reached_definitions_of_the_real_package():
-    reached = book.reached_definitions(["from cnnbook.conv import conv2d\nconv2d(image, kernel)"])
+    reached = bookbuild.reached_definitions(["from cnnbook.conv import conv2d\nconv2d(image, kernel)"])
     assert "conv.conv2d" in reached and "conv._check_padding" in reached  # a helper conv2d calls
     assert "training.fit_classifier" not in reached and "conv.max_pool2d" not in reached
     assert all(name.startswith("conv.") for name in reached)
-    glued = book.reached_definitions(["from cnnbook.book import glue\nglue('x', 1)"])
+    glued = bookbuild.reached_definitions(["from cnnbook.book import glue\nglue('x', 1)"])
     assert {"book.glue", "book._plain", "book.GLUE_PREFIX"} <= set(glued)
-    assert "book.source_hash" not in glued and "book._main" not in glued  # changing these stales no chapter
-    assert book.reached_definitions(["import numpy as np\nnp.zeros(3)"]) == []
+    # The build tools are not in the package: changing them stales no chapter.
+    assert all(name.startswith("book.") for name in glued)
+    assert bookbuild.reached_definitions(["import numpy as np\nnp.zeros(3)"]) == []
 
 
 FAKE_PACKAGE = {
@@ -256,7 +260,7 @@ def fake_package(tmp_path, monkeypatch) -> Path:
     folder.mkdir()
     for name, text in FAKE_PACKAGE.items():
         (folder / name).write_text(text)
-    monkeypatch.setattr(book, "PACKAGE_DIR", folder)
+    monkeypatch.setattr(staleness, "PACKAGE_DIR", folder)
     return folder
 
 
@@ -286,24 +290,24 @@ FIT_REACHES = ["conv.kernel", "data.np", "data.prepare", "models.build", "models
     ],
 )
 def test_reached_definitions(fake_package, code, expected):
-    assert book.reached_definitions([code]) == expected
+    assert bookbuild.reached_definitions([code]) == expected
 
 
 def test_docstrings_comments_and_layout_do_not_count(fake_package):
     nb = _notebook(new_code_cell(FIT))
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
     _edit(fake_package, "training.py", '"""Fit a model."""', '"""Fit a model, better explained."""')
     _edit(fake_package, "training.py", '"""Training."""', '"""Training, the module docstring."""')
     _edit(fake_package, "models.py", "# imported inside the function", "# a different comment")
     reformatted = "return (\n        models.build(),  # the model\n        prepare(),\n        EPOCHS,\n    )"
     _edit(fake_package, "training.py", "return models.build(), prepare(), EPOCHS", reformatted)
     _edit(fake_package, "data.py", "def prepare():\n", "def prepare():\n    '''Now with a docstring.'''\n\n")
-    assert book.source_hash(nb) == base
+    assert bookbuild.source_hash(nb) == base
 
 
 def test_code_no_chapter_reaches_does_not_count(fake_package):
     nb = _notebook(new_code_cell(FIT))
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
     _edit(fake_package, "training.py", "return LAST", "return LAST + 1")
     _edit(fake_package, "training.py", "FIRST, LAST = 1, 9", "FIRST, LAST = 1, 10")
     _edit(fake_package, "conv.py", "return 4", "return 5")
@@ -312,7 +316,7 @@ def test_code_no_chapter_reaches_does_not_count(fake_package):
     (fake_package / "unrelated.py").write_text("def anything():\n    return 1\n")
     main = "\n\nif __name__ == '__main__':  # not run on import\n    print(fit())\n"
     _edit(fake_package, "training.py", "return LAST + 1\n", "return LAST + 1\n" + main)
-    assert book.source_hash(nb) == base
+    assert bookbuild.source_hash(nb) == base
 
 
 @pytest.mark.parametrize(
@@ -330,9 +334,9 @@ def test_code_no_chapter_reaches_does_not_count(fake_package):
 )
 def test_a_change_the_chapter_can_reach_stales_it(fake_package, file, old, new):
     nb = _notebook(new_code_cell(FIT))
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
     _edit(fake_package, file, old, new)
-    assert book.source_hash(nb) != base
+    assert bookbuild.source_hash(nb) != base
 
 
 def test_only_the_chapter_reaching_a_change_becomes_stale(fake_package, tmp_path):
@@ -343,12 +347,12 @@ def test_only_the_chapter_reaching_a_change_becomes_stale(fake_package, tmp_path
     paths = []
     for name, code in chapters.items():
         nb = _notebook(new_code_cell(code))
-        nb.metadata["cnnbook"].update(source_hash=book.source_hash(nb), hash_scheme=book.HASH_SCHEME)
+        nb.metadata["cnnbook"].update(source_hash=bookbuild.source_hash(nb), hash_scheme=bookbuild.HASH_SCHEME)
         nbformat.write(nb, tmp_path / name)
         paths.append(tmp_path / name)
 
     def stale() -> list[str]:
-        return [p.name for p in paths if book.is_stale(p)]
+        return [p.name for p in paths if bookbuild.is_stale(p)]
 
     assert stale() == []
     _edit(fake_package, "models.py", "return layer()", "return layer() - 1")  # neither reaches it
@@ -377,22 +381,30 @@ def test_command_line_lists_reached_definitions(tmp_path):
 
 def test_is_stale(tmp_path):
     nb = _source()
-    nb.metadata["cnnbook"].update(source_hash=book.source_hash(nb), hash_scheme=book.HASH_SCHEME)
+    nb.metadata["cnnbook"].update(source_hash=bookbuild.source_hash(nb), hash_scheme=bookbuild.HASH_SCHEME)
     path = tmp_path / "03_fresh.ipynb"
     nbformat.write(nb, path)
-    assert not book.is_stale(path)
+    assert not bookbuild.is_stale(path)
 
     nb.cells[0].source += "\n\nMore prose."
     nbformat.write(nb, path)
-    assert not book.is_stale(path)
+    assert not bookbuild.is_stale(path)
 
     nb.cells[1].source = "n = 4  # CI: 1"
     nbformat.write(nb, path)
-    assert book.is_stale(path)
+    assert bookbuild.is_stale(path)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnnbook.book", *args], capture_output=True, text=True, timeout=120)
+    tools = str(Path(bookbuild.__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [tools, os.environ.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "bookbuild", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": path},
+    )
 
 
 def test_command_line_check_and_execute_skip_up_to_date(executed, tmp_path):
@@ -417,13 +429,13 @@ def test_command_line_check_and_execute_skip_up_to_date(executed, tmp_path):
 def test_ci_parameters_and_prepare_ci(tmp_path):
     src = tmp_path / "06_tiny.ipynb"
     nbformat.write(_source(), src)
-    assert book.ci_parameters(src) == {"n": 1}
-    copy_path = book.prepare_ci(src, tmp_path / "ci" / "06_tiny.ipynb")
+    assert bookbuild.ci_parameters(src) == {"n": 1}
+    copy_path = bookbuild.prepare_ci(src, tmp_path / "ci" / "06_tiny.ipynb")
     prepared = nbformat.read(copy_path, as_version=4)
     injected = [c for c in prepared.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "n = 1" in injected[0].source
     assert not any(c.get("outputs") for c in prepared.cells if c.cell_type == "code")
-    assert book.source_hash(prepared) == book.source_hash(src)
+    assert bookbuild.source_hash(prepared) == bookbuild.source_hash(src)
 
 
 def test_machine_info():
@@ -485,29 +497,29 @@ def test_an_edit_during_the_run_leaves_the_chapter_stale(fake_package, tmp_path)
                          "p.write_text(p.read_text().replace('return 3', 'return 30'))")
     path = tmp_path / "03_edited.ipynb"
     nbformat.write(_notebook(new_markdown_cell("# Edited while running"), reach, edit), path)
-    before = book.source_hash(path)
-    book.execute(path, timeout=120)
+    before = bookbuild.source_hash(path)
+    bookbuild.execute(path, timeout=120)
     assert "return 30" in kernel_py.read_text()  # the chapter did edit the reached definition
     meta = json.loads(path.read_text())["metadata"]["cnnbook"]
     assert meta["source_hash"] == before
-    assert book.is_stale(path)
+    assert bookbuild.is_stale(path)
 
 
 def test_time_in_records_a_float32_run_and_keeps_the_stored_outputs(tmp_path, monkeypatch):
-    """`book time`: a copy runs with $CNNBOOK_DTYPE forced; the stored chapter keeps its outputs, gains the timing."""
+    """`bookbuild time`: a copy runs with $CNNBOOK_DTYPE forced; the stored chapter keeps its outputs, gains the timing."""
     monkeypatch.setenv("CNNBOOK_DTYPE", "mixed_bfloat16")
     path, stored = _executed(tmp_path / "08_timed.ipynb", "import os\nprint(os.environ['CNNBOOK_DTYPE'])")
     assert stored.cells[0].outputs[0]["text"] == "mixed_bfloat16\n"
-    record = book.time_in(path, "float32", timeout=120)
+    record = bookbuild.time_in(path, "float32", timeout=120)
     after = nbformat.read(path, as_version=4)
     assert after.cells[0].outputs[0]["text"] == "mixed_bfloat16\n"  # the stored run's outputs, untouched
     meta = after.metadata["cnnbook"]
     assert meta["runs_in"]["float32"] == record and record["executed_seconds"] > 0
-    assert record["source_hash"] == meta["source_hash"] == book.source_hash(path)
+    assert record["source_hash"] == meta["source_hash"] == bookbuild.source_hash(path)
     assert os.environ["CNNBOOK_DTYPE"] == "mixed_bfloat16"  # restored
     assert not list(tmp_path.glob(".*.ipynb"))  # no scratch copy left behind
     with pytest.raises(ValueError, match="dtype must be"):
-        book.time_in(path, "float16")
+        bookbuild.time_in(path, "float16")
 
 
 # --- Hash scheme 2: moves are free -----------------------------------------------
@@ -515,35 +527,35 @@ def test_time_in_records_a_float32_run_and_keeps_the_stored_outputs(tmp_path, mo
 
 def test_moving_an_unchanged_definition_to_a_new_module_stales_nothing(fake_package):
     nb = _notebook(new_code_cell(FIT))
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
     # conv.kernel moves to a new module; conv imports it back.
     (fake_package / "kernels.py").write_text("def kernel():\n    return 3\n")
     (fake_package / "conv.py").write_text(
         "from .kernels import kernel\n\n\ndef unused_kernel():\n    return 4\n"
     )
-    assert "kernels.kernel" in book.reached_definitions([FIT])
-    assert book.source_hash(nb) == base
+    assert "kernels.kernel" in bookbuild.reached_definitions([FIT])
+    assert bookbuild.source_hash(nb) == base
     _edit(fake_package, "kernels.py", "return 3", "return 30")  # its code, wherever it lives
-    assert book.source_hash(nb) != base
+    assert bookbuild.source_hash(nb) != base
 
 
 def test_how_a_definition_is_referred_to_does_not_count(fake_package):
     nb = _notebook(new_code_cell(FIT))
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
     # models.build written with an aliased import instead of its own module's name,
     # and training.fit with `from .models import build` instead of `models.build`.
     _edit(fake_package, "models.py", "return layer()", "return make()")
     _edit(fake_package, "models.py", "import numpy as np\n", "import numpy as np\nfrom .models import layer as make\n")
     _edit(fake_package, "training.py", "from . import models\n", "from .models import build\n")
     _edit(fake_package, "training.py", "models.build()", "build()")
-    assert book.source_hash(nb) == base
+    assert bookbuild.source_hash(nb) == base
     _edit(fake_package, "training.py", "build(), prepare()", "build(), build()")  # another definition
-    assert book.source_hash(nb) != base
+    assert bookbuild.source_hash(nb) != base
 
 
 def test_moving_a_definition_into_the_module_it_uses_stales_nothing(fake_package):
     nb = _notebook(new_code_cell("from cnnbook.training import fit\nfit()"))
-    base = book.source_hash(nb)
+    base = bookbuild.source_hash(nb)
     # training.fit moves into models (which it calls as models.build); training imports it back.
     (fake_package / "training.py").write_text(
         "from .models import fit\n\nEPOCHS = 3\nFIRST, LAST = 1, 9\n"
@@ -555,19 +567,19 @@ def test_moving_a_definition_into_the_module_it_uses_stales_nothing(fake_package
         "import numpy as np\nfrom .data import prepare\nfrom .training import EPOCHS\n\n\n"
         "def fit():\n    return build(), prepare(), EPOCHS\n",
     )
-    assert book.source_hash(nb) == base
+    assert bookbuild.source_hash(nb) == base
 
 
 def test_moving_a_function_of_the_real_package_leaves_every_chapter_fresh(tmp_path, monkeypatch):
     """The issue's own check: conv.relu, unchanged, moved to a new module and imported back."""
     import shutil
 
-    chapters = book.chapter_paths(Path(__file__).resolve().parents[1] / "notebooks")
-    before = {p.name: book.source_hash(p) for p in chapters}
+    chapters = bookbuild.chapter_paths(Path(__file__).resolve().parents[1] / "notebooks")
+    before = {p.name: bookbuild.source_hash(p) for p in chapters}
     copy_dir = tmp_path / "cnnbook"
-    shutil.copytree(book.PACKAGE_DIR, copy_dir, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(book, "PACKAGE_DIR", copy_dir)
-    assert {p.name: book.source_hash(p) for p in chapters} == before  # the copy is the package
+    shutil.copytree(staleness.PACKAGE_DIR, copy_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(staleness, "PACKAGE_DIR", copy_dir)
+    assert {p.name: bookbuild.source_hash(p) for p in chapters} == before  # the copy is the package
     conv = (copy_dir / "conv.py").read_text()
     start = conv.index("def relu(")
     end = conv.index("\ndef ", start + 1)
@@ -576,18 +588,18 @@ def test_moving_a_function_of_the_real_package_leaves_every_chapter_fresh(tmp_pa
         '"""Activations."""\n\nfrom __future__ import annotations\n\nimport numpy as np\n\n\n' + relu
     )
     (copy_dir / "conv.py").write_text(conv[:start] + "from .activations import relu  # noqa: E402\n\n" + conv[end:])
-    reaching = [p.name for p in chapters if any(d.endswith(".relu") for d in book.reached_definitions(book.code_cells(p)))]
+    reaching = [p.name for p in chapters if any(d.endswith(".relu") for d in bookbuild.reached_definitions(bookbuild.code_cells(p)))]
     assert "01_what_a_cnn_sees.ipynb" in reaching
-    assert {p.name: book.source_hash(p) for p in chapters} == before
+    assert {p.name: bookbuild.source_hash(p) for p in chapters} == before
     (copy_dir / "activations.py").write_text((copy_dir / "activations.py").read_text().replace("np.maximum", "np.fmax"))
-    after = {p.name: book.source_hash(p) for p in chapters}
+    after = {p.name: bookbuild.source_hash(p) for p in chapters}
     assert [name for name in after if after[name] != before[name]] == reaching
 
 
 def _v1_chapter(path: Path, code: str) -> Path:
     nb = _notebook(new_code_cell(code))
-    nb.metadata["cnnbook"]["source_hash"] = book.source_hash(nb, scheme=1)
-    nb.metadata["cnnbook"]["runs_in"] = {"float32": {"source_hash": book.source_hash(nb, scheme=1)}}
+    nb.metadata["cnnbook"]["source_hash"] = bookbuild.source_hash(nb, scheme=1)
+    nb.metadata["cnnbook"]["runs_in"] = {"float32": {"source_hash": bookbuild.source_hash(nb, scheme=1)}}
     nbformat.write(nb, path)
     return path
 
@@ -595,22 +607,22 @@ def _v1_chapter(path: Path, code: str) -> Path:
 def test_migrate_restamps_a_fresh_chapter_and_refuses_a_stale_one(fake_package, tmp_path):
     fresh = _v1_chapter(tmp_path / "01_fresh.ipynb", FIT)
     stale = _v1_chapter(tmp_path / "02_stale.ipynb", "from cnnbook.conv import kernel\nkernel()")
-    assert not book.is_stale(fresh)  # read in the scheme it was written with
+    assert not bookbuild.is_stale(fresh)  # read in the scheme it was written with
     _edit(fake_package, "conv.py", "return 3", "return 33")  # 02 reaches it, 01 too (via models.layer)
     (fake_package / "conv.py").write_text((fake_package / "conv.py").read_text().replace("33", "3"))
-    assert book.source_hash(fresh, scheme=1) != book.source_hash(fresh)  # the schemes differ
-    assert book.migrate_hash(fresh) is True
+    assert bookbuild.source_hash(fresh, scheme=1) != bookbuild.source_hash(fresh)  # the schemes differ
+    assert bookbuild.migrate_hash(fresh) is True
     meta = nbformat.read(fresh, as_version=4).metadata["cnnbook"]
-    assert meta["hash_scheme"] == book.HASH_SCHEME
-    assert meta["source_hash"] == book.source_hash(fresh) == meta["runs_in"]["float32"]["source_hash"]
-    assert not book.is_stale(fresh)
-    assert book.migrate_hash(fresh) is False  # already current
+    assert meta["hash_scheme"] == bookbuild.HASH_SCHEME
+    assert meta["source_hash"] == bookbuild.source_hash(fresh) == meta["runs_in"]["float32"]["source_hash"]
+    assert not bookbuild.is_stale(fresh)
+    assert bookbuild.migrate_hash(fresh) is False  # already current
     _edit(fake_package, "conv.py", "return 3", "return 4")  # 02's code changed after its run
     with pytest.raises(ValueError, match="stale under hash scheme 1"):
-        book.migrate_hash(stale)
+        bookbuild.migrate_hash(stale)
     assert "hash_scheme" not in nbformat.read(stale, as_version=4).metadata["cnnbook"]
 
 
 def test_unknown_scheme_is_refused():
     with pytest.raises(ValueError, match="scheme must be 1 or 2"):
-        book.source_hash(_notebook(new_code_cell("1")), scheme=3)
+        bookbuild.source_hash(_notebook(new_code_cell("1")), scheme=3)

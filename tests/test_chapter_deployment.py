@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book, models
+import bookbuild
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "13_deployment.ipynb"
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.notebook
 
 
 def test_ci_parameters_are_declared():
-    assert book.ci_parameters(CHAPTER) == {"train_size": 2000, "epochs": 1, "test_size": 1000, "latency_repeats": 50, "cli_train_size": 600,
+    assert bookbuild.ci_parameters(CHAPTER) == {"train_size": 2000, "epochs": 1, "test_size": 1000, "latency_repeats": 50, "cli_train_size": 600,
                                            "dist_train_size": 1024, "dist_epochs": 1, "single_seeds": 1, "seed": 0,
                                            "cifar_train_size": 500, "cifar_epochs": 1, "cifar_test_size": 200}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book, training
+import bookbuild
 from conftest import parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.notebook
 
 
 def test_ci_parameters_are_declared():
-    assert book.ci_parameters(CHAPTER) == {"dataset": "mnist", "members": 2, "train_size": 2000, "epochs": 1,
+    assert bookbuild.ci_parameters(CHAPTER) == {"dataset": "mnist", "members": 2, "train_size": 2000, "epochs": 1,
                                            "seed": 0}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book
+import bookbuild
 from conftest import code_cell, stream_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def executed(chapter_runner):
 
 
 def test_ci_parameters_are_declared():
-    params = book.ci_parameters(CHAPTER)
+    params = bookbuild.ci_parameters(CHAPTER)
     assert params == {"dataset": "mnist", "train_size": 2000, "epochs": 1, "test_size": 2000, "seed": 0}
 
 
@@ -39,7 +40,7 @@ def test_accuracy_is_far_above_chance(executed):
 
 def test_confusion_matrix_accounts_for_every_test_image(executed):
     _, glued = executed
-    assert glued["test_images"] == book.ci_parameters(CHAPTER)["test_size"]
+    assert glued["test_images"] == bookbuild.ci_parameters(CHAPTER)["test_size"]
     assert glued["confusion_total"] == glued["test_images"]
     assert glued["test_errors"] == round((1 - glued["test_accuracy"]) * glued["test_images"])
     assert 0 <= glued["top_confusion_count"] <= glued["test_errors"]
@@ -94,7 +95,7 @@ def test_stored_full_run():
     """The outputs stored in the repository come from a full run (all defaults) with credible results."""
     nb = json.loads(CHAPTER.read_text(encoding="utf-8"))
     meta = nb["metadata"].get("cnnbook", {})
-    rerun = "(run: python -m cnnbook.book execute --all notebooks/06_evaluation.ipynb)"
+    rerun = "(run: PYTHONPATH=tools python -m bookbuild execute --all notebooks/06_evaluation.ipynb)"
     # A stored chapter without a full run (or without its glued values) is a defect, not a reason to skip.
     assert "source_hash" in meta and not meta.get("parameters"), f"the stored chapter holds no full-run outputs {rerun}"
     glued = book.read_glued(nb)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbook import book, evaluation, robustness
+from cnnbook import evaluation, robustness
+import bookbuild
 from conftest import stored_full_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.notebook
 
 
 def test_ci_parameters_are_declared():
-    assert book.ci_parameters(CHAPTER) == {"train_size": 1000, "test_size": 2000, "defence_epochs": 1, "baseline_epochs": 2,
+    assert bookbuild.ci_parameters(CHAPTER) == {"train_size": 1000, "test_size": 2000, "defence_epochs": 1, "baseline_epochs": 2,
                                            "eval_images": 200, "synthetic_images": 200, "pgd_steps": 3, "seed": 0}
 
 

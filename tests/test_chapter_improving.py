@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbook import book, study
+from cnnbook import study
+import bookbuild
 from conftest import stored_full_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.notebook
 
 
 def test_ci_parameters_are_declared():
-    assert book.ci_parameters(CHAPTER) == {
+    assert bookbuild.ci_parameters(CHAPTER) == {
         "seeds": 2, "base_fraction": 0.02, "base_epochs": 1, "depths": [2, 3], "widths": [0.5, 1.0],
         "fractions": [0.01, 0.02], "epoch_levels": [1, 2], "validation_size": 1000, "test_size": 2000,
         "full_train_size": 2000, "full_budget_epochs": 1}

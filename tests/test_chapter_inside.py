@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book
+import bookbuild
 from conftest import parameter_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ def _listed(text: str) -> set[str]:
 
 
 def test_ci_parameters_are_declared():
-    assert book.ci_parameters(CHAPTER) == {
+    assert bookbuild.ci_parameters(CHAPTER) == {
         "mnist_train_size": 2000, "mnist_epochs": 1, "check_images": 40, "randomisation_images": 16,
         "smoothgrad_samples": 4, "cifar_train_size": 1000, "cifar_epochs": 1, "cifar_width": 8,
         "photo_images": 20, "seed": 0}
@@ -67,7 +68,7 @@ def _check_consistency(g: dict) -> None:
 
 def test_inside_chapter_values(chapter_runner):
     _, g = chapter_runner("11_inside_the_cnn")
-    ci = book.ci_parameters(CHAPTER)
+    ci = bookbuild.ci_parameters(CHAPTER)
     assert g["check_images"] == ci["check_images"] and g["randomisation_images"] == ci["randomisation_images"]
     assert g["cifar_train_images"] == ci["cifar_train_size"] and g["cifar_epochs"] == ci["cifar_epochs"]
     assert g["mnist_test_accuracy"] > 0.5  # even one epoch on 2,000 digits is far above chance

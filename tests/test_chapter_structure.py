@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book
+import bookbuild
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = book.chapter_paths(ROOT / "notebooks")
+CHAPTERS = bookbuild.chapter_paths(ROOT / "notebooks")
 
 # Chapters whose solutions are worked on paper only, and why.
 MARKDOWN_ONLY_SOLUTIONS: dict[str, str] = {}

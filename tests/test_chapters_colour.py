@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cnnbook import book
+import bookbuild
 from conftest import code_cell, parameter_defaults, stream_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def _stored_full_run(path: Path) -> dict:
     """The stored chapter, which must hold a full run with glued values (otherwise the repository is defective)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     meta = nb["metadata"].get("cnnbook", {})
-    rerun = f"(run: python -m cnnbook.book execute --all {path})"
+    rerun = f"(run: PYTHONPATH=tools python -m bookbuild execute --all {path})"
     assert "source_hash" in meta and not meta.get("parameters"), f"the stored chapter holds no full-run outputs {rerun}"
     assert book.read_glued(nb), f"the stored chapter has no glued values {rerun}"
     return nb
@@ -54,7 +55,7 @@ def _stored_full_run(path: Path) -> dict:
 
 
 def test_article_ci_parameters_are_declared():
-    assert book.ci_parameters(ARTICLE) == {"epochs": 1, "batch_size": 32, "train_size": 2000, "test_size": 1000, "seed": 0}
+    assert bookbuild.ci_parameters(ARTICLE) == {"epochs": 1, "batch_size": 32, "train_size": 2000, "test_size": 1000, "seed": 0}
 
 
 def test_article_listing_is_quoted_verbatim_and_not_executed():
@@ -137,7 +138,7 @@ def test_stored_full_run_article():
 
 
 def test_cifar_ci_parameters_are_declared():
-    params = book.ci_parameters(CIFAR)
+    params = bookbuild.ci_parameters(CIFAR)
     assert params["epochs"] == 1 and params["train_size"] == 2000 and params["test_size"] == 1000
     assert params["article_epochs"] == 1 and params["benchmark_steps"] <= 2
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from cnnbook import book
+import bookbuild
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = book.chapter_paths(ROOT / "notebooks")
+CHAPTERS = bookbuild.chapter_paths(ROOT / "notebooks")
 
 MACHINE_PATH = re.compile(r"(?<![\w$.~<>-])/(?:work|home|root|tmp|Users|mnt|opt|srv|scratch)/|\.venv/")
 NATIVE_LOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|cpu_feature_guard|cuda_(?:dnn|blas|fft|platform)|"

@@ -2,12 +2,12 @@
 
 Renders a table of how long each chapter's stored run took and in which
 precision, read from the notebooks' metadata (``metadata.cnnbook.executed_seconds``
-and ``executed_on``, written by ``python -m cnnbook.book execute``) and from the
+and ``executed_on``, written by ``python -m bookbuild execute``) and from the
 value a chapter glues as ``precision``.  The book never changes Keras' global
 dtype policy, so a chapter that glues no ``precision`` computed in float32.  A
 run made in float32 is also the float32 time a reader without bfloat16 units can
 expect; for a run made in bfloat16 the float32 column shows the separate float32
-run that ``python -m cnnbook.book time`` records (``metadata.cnnbook.runs_in``),
+run that ``python -m bookbuild time`` records (``metadata.cnnbook.runs_in``),
 or says it was not measured.  No number in
 the table is typed by hand, and the page is rebuilt when a chapter changes.
 
@@ -55,7 +55,7 @@ def _machine(info: dict[str, Any]) -> str:
 
 
 def _float32_run(meta: dict[str, Any]) -> str:
-    """The separate float32 timing of a chapter stored in another precision (``cnnbook.book.time_in``)."""
+    """The separate float32 timing of a chapter stored in another precision (``bookbuild.run.time_in``)."""
     run = meta.get("runs_in", {}).get("float32")
     if not run or run.get("source_hash") != meta.get("source_hash"):
         return "not measured yet"  # never timed, or timed with other code than the stored run's
