@@ -426,6 +426,20 @@ def test_command_line_check_and_execute_skip_up_to_date(executed, tmp_path):
     assert fresh.read_bytes() == out.read_bytes()
 
 
+
+def test_deprecated_module_command_forwards_to_bookbuild(executed, tmp_path):
+    """`python -m cnnbook.book` (the tools' old home) still runs them from a clone."""
+    _, out, _ = executed
+    stale = tmp_path / "05_stale.ipynb"
+    nb = nbformat.read(out, as_version=4)
+    nb.cells[-1].source += "\nprint('changed')"
+    nbformat.write(nb, stale)
+    old = [sys.executable, "-m", "cnnbook.book", "check"]
+    ok = subprocess.run([*old, str(out)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout == "", ok.stdout + ok.stderr
+    bad = subprocess.run([*old, str(stale)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and f"stale: {stale}" in bad.stdout
+
 def test_ci_parameters_and_prepare_ci(tmp_path):
     src = tmp_path / "06_tiny.ipynb"
     nbformat.write(_source(), src)

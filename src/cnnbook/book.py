@@ -125,11 +125,17 @@ def _as_dict(nb: Any) -> dict:
     return nb
 
 
-
 if __name__ == "__main__":
-    sys.exit(
-        "python -m cnnbook.book moved out of the package: run "
-        "'PYTHONPATH=tools python -m bookbuild "
-        + " ".join(sys.argv[1:] or ["--help"])
-        + "' from the repository's root."
-    )
+    # Deprecated: the build tools moved to the repository's tools/bookbuild
+    # (``PYTHONPATH=tools python -m bookbuild``); this forwards to them from a
+    # clone, for scripts and habits that still call ``python -m cnnbook.book``.
+    _tools = Path(__file__).resolve().parents[2] / "tools"
+    if not (_tools / "bookbuild").is_dir():
+        sys.exit(
+            "python -m cnnbook.book moved to the repository's tools: run "
+            "'PYTHONPATH=tools python -m bookbuild ...' from a clone."
+        )
+    sys.path.insert(0, str(_tools))
+    from bookbuild.__main__ import _main
+
+    sys.exit(_main())
