@@ -18,6 +18,14 @@ machines, where only the addresses change.  Each worker runs
 its shard of the global batch, the workers average them (all-reduce) and apply
 the same update, so their weights stay identical.  Every run writes
 ``<out>/worker-<i>.weights.h5`` and ``<out>/worker-<i>.json`` (seconds, accuracies).
+
+``launch`` watches its workers: when one dies (killed, out of memory, an error),
+it stops the others at once (they would wait for its gradients for ever) and
+says which worker ended and how (:class:`WorkerFailedError`: its index, exit
+status or signal, log).  ``<out>/workers.json`` lists the workers' process ids
+and addresses while they run.  Workers keep no checkpoint yet: a failed launch
+starts over when run again (resuming needs the worker's loop to save its state
+each epoch, which changes what chapter 13 runs; deferred to its next re-run).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +43,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["RunResult", "cluster_spec", "free_ports", "launch", "main", "run"]
+__all__ = ["RunResult", "WorkerFailedError", "cluster_spec", "free_ports", "launch", "main", "run"]
 
 #: What :func:`run` returns: one dict per process (``index``, ``replicas``, ``seconds``, ``val_accuracy``,
 #: ``test_accuracy``, ``global_batch``, ...) plus ``wall_seconds`` of the whole launch.
@@ -274,8 +283,80 @@ def run(mode: str, out: str | os.PathLike[str], *, workers: int = 1, devices: in
             for i in range(len(processes))]
 
 
+class WorkerFailedError(RuntimeError):
+    """A worker of :func:`launch` ended with a non-zero exit status.
+
+    Attributes
+    ----------
+    index : int
+        The worker's index (0 is the chief).
+    returncode : int
+        Its exit status; negative: killed by that signal (``-9``: SIGKILL).
+    log : pathlib.Path
+        Everything the worker printed.
+    """
+
+    def __init__(self, message: str, index: int, returncode: int, log: Path) -> None:
+        super().__init__(message)
+        self.index, self.returncode, self.log = index, returncode, log
+
+
+def _exit_description(returncode: int) -> str:
+    """``"was killed by SIGKILL (exit status -9)"`` or ``"exited with status 1"``."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name} (exit status {returncode})"
+    return f"exited with status {returncode}"
+
+
+def _last_line(log: Path) -> str:
+    """The last non-empty line a worker printed (its error, usually), or ``""``."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+def _watch(processes: list[subprocess.Popen], out: Path, timeout: float) -> float:
+    """Wait for every worker; stop them all as soon as one fails. Returns the wall seconds."""
+    start = time.perf_counter()
+    try:
+        while True:
+            codes = [p.poll() for p in processes]
+            failed = {i: code for i, code in enumerate(codes) if code is not None and code != 0}
+            if failed:
+                # A worker killed by a signal is the cause; the others then fail waiting for it.
+                first = min(failed, key=lambda i: (failed[i] >= 0, i))
+                code = failed[first]
+                log = out / f"worker-{first}.log"
+                said = _last_line(log) if code > 0 else ""
+                raise WorkerFailedError(
+                    f"worker {first} of {len(processes)} {_exit_description(code)}; the other "
+                    f"workers were stopped{f' ({said})' if said else ''}; its log: {log}; run "
+                    "the same command again to start the run over.", first, code, log)
+            if all(code == 0 for code in codes):
+                return time.perf_counter() - start
+            if time.perf_counter() - start > timeout:
+                raise RuntimeError(f"the workers did not finish in {timeout:.0f} s and were "
+                                   f"stopped; see {out}/worker-*.log, or give --timeout.")
+            time.sleep(0.1)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def launch(workers: int, out: str | os.PathLike[str], *, timeout: float = 600, **settings: Any) -> list[RunResult]:
-    """Start ``workers`` MultiWorkerMirroredStrategy processes on 127.0.0.1 and wait for them.
+    """Start ``workers`` MultiWorkerMirroredStrategy processes on 127.0.0.1 and watch them.
+
+    The processes are those of :func:`run` in its ``"workers"`` mode; the
+    launcher also writes ``<out>/workers.json`` (process ids, addresses) and, when
+    a worker dies, stops the others and says which one failed and how.
 
     Parameters
     ----------
@@ -292,8 +373,41 @@ def launch(workers: int, out: str | os.PathLike[str], *, timeout: float = 600, *
     -------
     list of dict
         One record per worker.
+
+    Raises
+    ------
+    WorkerFailedError
+        A worker ended with a non-zero exit status (killed, or an error).
+    RuntimeError
+        The workers did not finish within ``timeout``.
     """
-    return run("workers", out, workers=workers, timeout=timeout, **settings)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(workers)
+    processes: list[subprocess.Popen] = []
+    logs = []
+    try:
+        for i in range(workers):
+            logs.append(open(out / f"worker-{i}.log", "w"))
+            env = _quiet_env({"TF_CONFIG": cluster_spec(ports, i)})
+            processes.append(subprocess.Popen(_command("worker", out, **settings), env=env,
+                                              stdout=logs[-1], stderr=subprocess.STDOUT))
+        roster = {"pids": [p.pid for p in processes],
+                  "workers": json.loads(cluster_spec(ports, 0))["cluster"]["worker"]}
+        (out / "workers.json").write_text(json.dumps(roster, indent=2))
+        wall = _watch(processes, out, timeout)
+    finally:
+        for process in processes:  # a failed start: stop the ones already running
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for log in logs:
+            log.close()
+        (out / "workers.json").unlink(missing_ok=True)
+    return [{**json.loads((out / f"worker-{i}.json").read_text()), "wall_seconds": wall}
+            for i in range(workers)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
