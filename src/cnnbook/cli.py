@@ -7,6 +7,7 @@
     cnnbook evaluate MODEL --dataset NAME [--test-size N] [--json] [--unsafe]
     cnnbook predict IMAGE_OR_FOLDER [...] [--model PATH] [--top K] [--json | --csv] [--unsafe]
     cnnbook export MODEL --format tflite [--quantize float32|float16|dynamic|int8] [--out PATH] [--force]
+    cnnbook export MODEL --format web [--out PATH] [--force]
     cnnbook explain IMAGE --out overlay.png [--method grad_cam] [--model PATH] [--force] [--unsafe]
 
 ``predict`` prints, for each image of a handwritten digit, the ``K`` (default 3)
@@ -15,6 +16,9 @@ book's Part I model (:func:`cnnbook.training.trained_model`), which is trained
 once — a few minutes — and cached in ``$CNNBOOK_MODEL_DIR``.  An input that is
 not an image, an empty file or a blank page is reported as an error ("no digit
 found"), never answered with a guess.
+
+``export --format web`` writes the weights of the online book's drawing pad (a
+JSON file with their provenance; :func:`run`, the command's entry point, adds it).
 
 ``explain`` prints the prediction for one image and writes the MNIST-like input with a
 saliency map laid over it (:mod:`cnnbook.explain`) to a PNG file.
@@ -375,5 +379,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.func(args))
 
 
+# --- export --format web: the online book's drawing pad -------------------------
+#
+# ``main`` and ``build_parser`` are reached by chapter 13, which runs the
+# command line in its cells: changing them would make it stale.  ``run`` (the
+# ``cnnbook`` command's entry point) is ``main`` plus ``--format web``; fold it
+# into them at chapter 13's next full run.
+
+
+def _export_web(args: argparse.Namespace) -> int:
+    from . import models, web  # noqa: F401 - models registers FusedBatchNormalization for loading
+
+    if args.quantize != "float32":
+        print("cnnbook: --format web stores float32 weights; leave out --quantize.", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path(args.model).with_suffix(".web.json")
+    if _exists_unforced(out, args.force):
+        return 1
+    model = _load(args.model, args.unsafe)
+    try:
+        record = web.to_web(model, web.web_provenance(args.model))
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    text = json.dumps(record, indent=1) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    print(f"{out}: weights for the drawing pad (JSON), {record['parameters']:,} parameters, "
+          f"{len(text.encode()) / 1024:.1f} KiB")
+    return 0
+
+
+def _parser_with_web() -> argparse.ArgumentParser:
+    """:func:`build_parser`, with ``web`` among ``export --format``'s choices."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    export = commands.choices["export"]
+    fmt = next(a for a in export._actions if a.dest == "format")
+    fmt.choices = (*fmt.choices, "web")
+    fmt.help = ("tflite: TensorFlow Lite; web: the online book's drawing pad "
+                "(JSON weights with their provenance, default MODEL.web.json)")
+    export.description = "Convert a .keras model to TensorFlow Lite (LiteRT) or to the drawing pad's weights."
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cnnbook`` command: :func:`main` plus ``export --format web``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        As :func:`main`.
+    """
+    args = _parser_with_web().parse_args(argv)
+    _quiet_tensorflow()
+    if args.command == "export" and args.format == "web":
+        return _export_web(args)
+    return int(args.func(args))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
