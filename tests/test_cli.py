@@ -115,3 +115,36 @@ def test_usage_errors_and_help():
     done = subprocess.run([sys.executable, "-m", "cnnbook.cli", "predict", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--model" in done.stdout
+
+
+# --- export --format web (cli.run: main plus the drawing pad's weights) --------
+
+
+def test_export_web_writes_the_pad_weights(model_file, tiny_model, tmp_path, capsys):
+    import json
+
+    from cnnbook import web
+
+    out = tmp_path / "pad.json"
+    assert cli.run(["export", str(model_file), "--format", "web", "--out", str(out)]) == 0
+    assert "weights for the drawing pad" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert record["provenance"]["model_file"] == "tiny.keras"
+    assert len(record["provenance"]["model_sha256"]) == 64
+    weights = web.read_web(record)
+    for got, want in zip(weights[tiny_model.layers[-1].name], tiny_model.layers[-1].get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert cli.run(["export", str(model_file), "--format", "web", "--out", str(out)]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert cli.run(["export", str(model_file), "--format", "web", "--out", str(out),
+                    "--quantize", "int8", "--force"]) == 2
+    assert "float32" in capsys.readouterr().err
+
+
+def test_run_is_main_for_the_other_commands(model_file, capsys):
+    assert cli.run(["predict", str(SAMPLE), "--model", str(model_file), "--top", "1"]) == 0
+    assert capsys.readouterr().out.strip()
+    with pytest.raises(SystemExit) as stop:
+        cli.run(["export", "--help"])
+    assert stop.value.code == 0
+    assert "web: the online book's drawing pad" in capsys.readouterr().out
