@@ -147,4 +147,4 @@ def test_run_is_main_for_the_other_commands(model_file, capsys):
     with pytest.raises(SystemExit) as stop:
         cli.run(["export", "--help"])
     assert stop.value.code == 0
-    assert "web: the online book's drawing pad" in capsys.readouterr().out
+    assert "web: the online book's drawing pad" in " ".join(capsys.readouterr().out.split())
