@@ -459,7 +459,8 @@
     var list = element("ol", { "class": "cnnbook-digit__top3", "aria-label": "The three most probable digits" });
     var status = element("p", { "class": "cnnbook-digit__status", role: "status", "aria-live": "polite" },
       "Loading the network…");
-    answer.append(top, list, status);
+    var live = element("p", { "class": "cnnbook-digit__sr", "aria-live": "polite" });
+    answer.append(top, list, status, live);
     root.replaceChildren(pad, seen, answer);
 
     var ctx = canvas.getContext("2d", { willReadFrequently: true });
@@ -499,7 +500,8 @@
         show(image, probs);
         if (announce) {
           var best = probs.indexOf(Math.max.apply(null, probs));
-          status.textContent = "The network answers " + best + " (" + (100 * probs[best]).toFixed(1) + " %).";
+          status.textContent = "";
+          live.textContent = "The network answers " + best + " (" + (100 * probs[best]).toFixed(1) + " %).";
         }
       } catch (err) {
         if (!(err instanceof NoDigit)) { throw err; }
