@@ -2,6 +2,7 @@
 
     python benchmarks/compare.py --dataset mnist                       # the book's precision on this CPU
     python benchmarks/compare.py --dataset mnist --precision float32   # every model in float32
+    python benchmarks/compare.py --dataset mnist --precision float32 --onednn off   # TensorFlow's AVX2 default
     python benchmarks/compare.py --dataset mnist --precision float32 --train-size 500 --test-size 500 \\
         --validation-size 500 --max-epochs 1 --out /tmp/bench            # a quick check that it runs
 
@@ -75,6 +76,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="target test accuracy for the time-to-accuracy column (default per dataset)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed for every model (default 0)")
     parser.add_argument("--cpus", type=int, help="run on this many CPU cores only (Linux)")
+    parser.add_argument("--onednn", choices=("on", "off", "tensorflow"), default="on",
+                        help="TensorFlow's oneDNN kernels in every worker: on (default, the book's choice: "
+                        "TensorFlow turns them on by itself only on CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI "
+                        "or AMX, and they measured faster on an AVX2-only CPU too), off, or tensorflow (its own "
+                        "default for this CPU); the table records what ran")
+    parser.add_argument("--max-isa", choices=("avx2",),
+                        help="cap oneDNN at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2): an AVX2 CPU's oneDNN kernels on an "
+                        "AVX-512 machine; with --onednn off the kernels are TensorFlow's own (Eigen), the same "
+                        "build on every x86 CPU. Tables carry -avx2 in their file name")
     parser.add_argument("--out", type=Path,
                         help=f"output folder (default {RESULTS.relative_to(RESULTS.parents[1])}/ for full runs, "
                         "a temporary folder for reduced ones)")
@@ -86,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     # The comparison runs on the CPU: hide any GPU before TensorFlow is imported, so that
     # `auto` is the book's choice for the CPU, the one the workers compute on.
     os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    # Read by TensorFlow when it loads, in each worker process (they inherit this environment).
+    if args.onednn == "tensorflow":
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    else:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if args.onednn == "on" else "0"
+    if args.max_isa:
+        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_isa.upper()
     try:
         settings = Settings(
             dataset=args.dataset,

@@ -224,7 +224,8 @@ def test_report_ratios_and_the_mnist_speed_bar_met():
     assert "0.20× keras_io's 5 min 00 s; it ended at 99.60 %: **met**" in text
     assert not re.search(r"^#", text, flags=re.M), "the fragment is included under a heading: no headings of its own"
     lines = bar_lines(report)
-    assert len(lines) == 2 and lines[0].endswith(": met.") and "not part of this run" in lines[1]
+    assert len(lines) == 3 and lines[0].endswith(": met.") and "not part of this run" in lines[1]
+    assert "judged in float32 runs only" in lines[2]  # the inference bar, in this bfloat16 run
 
 
 def test_the_mnist_speed_bar_is_not_met_when_slow_never_there_or_short_of_99_5():
@@ -346,7 +347,7 @@ def test_a_reduced_run_is_labelled_and_judges_no_bar():
 
 
 def test_judge_bars_for_a_dataset_without_rows():
-    assert [bar["key"] for bar in judge_bars("mnist", "float32", False, [])] == ["mnist_speed", "mnist_ensemble"]
+    assert [bar["key"] for bar in judge_bars("mnist", "float32", False, [])] == ["mnist_speed", "mnist_ensemble", "mnist_inference"]
     assert set(report_module.MODEL_FIELDS) >= REQUIRED_MODEL_FIELDS
 
 
@@ -356,12 +357,16 @@ def test_judge_bars_for_a_dataset_without_rows():
 def test_results_page_includes_each_dataset_in_each_precision():
     page = (ROOT / "book" / "results.md").read_text(encoding="utf-8")
     included = set(re.findall(r"\.\./benchmarks/results/([\w-]+\.md)", page))
-    assert included == {f"{d}-{p}.md" for d in spec.DATASETS for p in spec.PRECISIONS}
+    assert included >= {f"{d}-{p}.md" for d in spec.DATASETS for p in spec.PRECISIONS}
+    tables = {p.name for p in (ROOT / "benchmarks" / "results").glob("*.md")}
+    assert tables <= included, "every committed table is on the Results page"
     # Every committed table computed in the precision its file name says, and names the machine.
     results = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
     assert results, "the benchmark's results are committed"
     for path in results:
-        dataset, precision = path.stem.rsplit("-", 1)
+        # <dataset>-<precision>[-avx2][-onednn-off]: the kernels the table ran (bench.runner.kernel_class)
+        stem = path.stem.replace("-onednn-off", "").removesuffix("-avx2")
+        dataset, precision = stem.rsplit("-", 1)
         assert dataset in spec.DATASETS and precision in spec.PRECISIONS, path
         report = json.loads(path.read_text())
         book_rows = {m["precision"] for m in report["models"] if m["key"].startswith("book")}
@@ -379,8 +384,10 @@ def test_compare_script_runs_two_cheap_models_end_to_end_with_tiny_settings(tmp_
         capture_output=True, text=True, timeout=300, cwd=tmp_path,  # from another folder than the repository's
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["mnist-float32.json", "mnist-float32.md"]
-    report = json.loads((out / "mnist-float32.json").read_text())
+    stem = "mnist-float32" + _suffix()  # the kernels this machine ran (bench.runner.kernel_class)
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.json", f"{stem}.md"]
+    report = json.loads((out / f"{stem}.json").read_text())
+    assert report["machine"]["kernels"]["enabled"] is True  # --onednn on, the default
     assert REQUIRED_REPORT_FIELDS <= set(report) and set(report_module.REPORT_FIELDS) <= set(report)
     assert report["reduced"] and report["target"] == 0.9922 and report["reference"] == "keras_io"
     assert report["precision"] == "float32" and report["settings"]["precision"] == "float32"
@@ -401,8 +408,9 @@ def test_compare_script_runs_two_cheap_models_end_to_end_with_tiny_settings(tmp_
     # The last epoch's test accuracy (measured off the clock) is the final one for a last-epoch recipe.
     assert report["models"][0]["test_accuracy_by_epoch"][-1] == pytest.approx(report["models"][0]["test_accuracy"])
     assert [bar["verdict"] for bar in report["bars"]] == [
-        "not judged (reduced settings)", "not judged (book_ensemble not part of this run)"]
-    table = (out / "mnist-float32.md").read_text()
+        "not judged (reduced settings)", "not judged (book_ensemble not part of this run)",
+        "not judged (reduced settings)"]
+    table = (out / f"{stem}.md").read_text()
     assert table.startswith("**Precision: float32**") and "**Reduced settings" in table
     assert "here training.default_config('mnist'): at most 1 epoch, batch 128" in table  # where the recipe lives
     assert "Bar (MNIST): the book's Part I model (book_part1) reaches 99.22 %" in proc.stdout
@@ -419,14 +427,14 @@ def test_the_colour_row_chooses_its_test_time_views_on_validation_and_reports_th
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (row,) = json.loads((out / "cifar10-float32.json").read_text())["models"]
+    (row,) = json.loads((out / f"cifar10-float32{_suffix()}.json").read_text())["models"]
     scores = row["val_accuracy_by_views"]
     assert list(scores) == ["plain", "flip", "flip_shift"] and all(0.0 <= v <= 1.0 for v in scores.values())
     assert row["test_views"] == max(scores, key=scores.get)  # the validation split decides, the cheapest of ties
     assert row["test_correct"].count("1") / 200 == pytest.approx(row["test_accuracy"])  # the final, with views
     assert 0.0 <= row["test_accuracy_without_views"] <= 1.0
     assert f"test-time views '{row['test_views']}'" in row["final_weights"]
-    table = (out / "cifar10-float32.md").read_text()
+    table = (out / f"cifar10-float32{_suffix()}.md").read_text()
     assert f"test-time views chosen on the validation split (plain {100 * scores['plain']:.2f} %" in table
     assert "augmentation 'flip_shift' (mirror images, shifts of up to 6.25 % of the side, 2 px of 32 (by whole pixels" in table
 
@@ -440,3 +448,44 @@ def test_compare_script_refuses_bfloat16_on_a_cpu_without_units(tmp_path, monkey
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # main() sets it; keep the test process's own value
     assert compare.main(["--precision", "bfloat16", "--out", str(tmp_path)]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def _suffix() -> str:
+    """The file-name suffix an end-to-end run on this machine gets, with oneDNN on (compare.py's default)."""
+    from cnnbook import hardware
+
+    return "" if "avx512f" in hardware.vector_extensions() else "-avx2"
+
+
+def test_table_file_names_say_which_kernels_ran():
+    from bench.runner import kernel_class
+
+    avx512 = {"vector_extensions": ["avx2", "fma", "avx512f"]}
+    avx2 = {"vector_extensions": ["avx2", "fma"]}
+    on, off = {"enabled": True}, {"enabled": False}
+    assert kernel_class(avx512, on) == ""  # the tables measured first keep their names
+    assert kernel_class(avx2, on) == "-avx2"
+    assert kernel_class(avx2, off) == "-avx2-onednn-off"
+    assert kernel_class(avx512, {"enabled": True, "max_isa": "AVX2"}) == "-avx2"  # the emulation
+    assert kernel_class(avx512, off) == "-onednn-off"
+
+
+def test_markdown_names_kernels_and_utilisation():
+    settings = Settings(models=("book_part1",), precision="float32")
+    book = dict(_book([0.99] * 6, 0.995, precision="float32"), train_flops=3e12, achieved_gflops=50.0)
+    machine = dict(MACHINE, vector_extensions=["avx2", "fma"], float32_peak={"gflops": 100.0},
+                   kernels={"enabled": True, "decided_by": "TF_ENABLE_ONEDNN_OPTS=1", "max_isa": None})
+    report = build_report(settings, [book], machine=machine, versions={"tensorflow": "x", "keras": "y"},
+                          command="c")
+    text = to_markdown(report)
+    assert "AVX2, no AVX-512. **Kernels:** oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)." in text.splitlines()[0]
+    assert "| 3,000 | 50.0 (50% of peak) |" in text
+
+
+def test_inference_bar_is_judged_against_keras_io():
+    settings = Settings(models=("keras_io", "book_part1"), precision="float32")
+    keras_io, book = _keras_io(), _book([0.99] * 6, 0.995, precision="float32")
+    book["inference_images_per_second"] = 4400.0  # 0.88x keras-io's 5000
+    assert _bar(_report(settings, [keras_io, book]), "mnist_inference")["verdict"] == "not met"
+    book["inference_images_per_second"] = 4600.0
+    assert _bar(_report(settings, [keras_io, book]), "mnist_inference")["verdict"] == "met"

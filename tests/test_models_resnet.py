@@ -1,5 +1,5 @@
 """Tests of the residual networks in :mod:`cnnbook.models`: ``residual_block``,
-``cifar_resnet`` and ``forward_flops``.
+``cifar_resnet`` and their cost (``cnnbook.compute.forward_flops``).
 
 Small and CPU-only (widths of 2 to 8 channels): shapes, parameter counts and
 operation counts from the architecture's formulas, the shortcut's maths (an
@@ -14,7 +14,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from cnnbook import models  # noqa: E402
+from cnnbook import compute, models  # noqa: E402
 
 
 def _layers_of(model, kind):
@@ -249,9 +249,9 @@ def test_forward_flops_counts_two_operations_per_multiply_accumulate():
         keras.layers.Flatten(),
         keras.layers.Dense(5),  # 24 inputs
     ])
-    assert models.forward_flops(model) == 2 * (8 * 8 * 27 * 4 + 2 * 2 * 4 * 6 + 24 * 5)
+    assert compute.forward_flops(model) == 2 * (8 * 8 * 27 * 4 + 2 * 2 * 4 * 6 + 24 * 5)
     outer = keras.Sequential([keras.Input(shape=(10, 10, 3)), model])
-    assert models.forward_flops(outer) == models.forward_flops(model)
+    assert compute.forward_flops(outer) == compute.forward_flops(model)
 
 
 def test_forward_flops_of_the_resnet_by_formula():
@@ -267,17 +267,17 @@ def test_forward_flops_of_the_resnet_by_formula():
             expected += (9 * c_in * c_out + 9 * c_out * c_out) * side * side
             c_in = c_out
     expected += c_in * 10
-    assert models.forward_flops(model) == 2 * expected
+    assert compute.forward_flops(model) == 2 * expected
     no_halving = models.cifar_resnet(width=width, blocks=blocks, downsample="none")
     # Without halving, stage 2 costs 4× and stage 3 16× as much: over 5× in all.
-    assert models.forward_flops(no_halving) > 5 * models.forward_flops(model)
+    assert compute.forward_flops(no_halving) > 5 * compute.forward_flops(model)
 
 
 def test_forward_flops_needs_a_fixed_input_size():
     inputs = keras.Input(shape=(None, None, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
     with pytest.raises(ValueError, match="unknown size"):
-        models.forward_flops(model)
+        compute.forward_flops(model)
 
 
 # --- its recipe: training.resnet_config --------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from cnnbook import evaluation  # NumPy only: no TensorFlow
-from cnnbook.book import cpu_description
+from cnnbook.hardware import cpu_description, kernels_description  # no TensorFlow at import
 
 from .spec import DATASET_NAMES, DEFAULT_TARGETS, NOT_MEASURED, Settings
 
@@ -49,6 +49,15 @@ DEFINITIONS = {
     "time_to_target_ratio": "time_to_target_seconds / train_seconds of the reference model",
     "precision": "the Keras dtype policy the row computed in: float32, or mixed_bfloat16 (bfloat16 arithmetic, "
     "float32 weights)",
+    "forward_flops_per_image": "FLOPs of one image's forward pass: 2 per multiply-add of the Conv and Dense "
+    "layers (cnnbook.compute.forward_flops; batch norm, activations and pooling not counted)",
+    "train_flops": "3 × forward_flops_per_image × training images × epochs (backward ≈ 2 × forward; "
+    "validation passes not counted)",
+    "achieved_gflops": "train_flops / train_seconds / 1e9 (train_seconds includes validation and callbacks, "
+    "so this is a lower bound on the training steps' rate); the table gives it as a share of "
+    "machine.float32_peak (cnnbook.hardware.float32_peak, whose assumptions the JSON records)",
+    "kernels": "machine.kernels: oneDNN on or off in the workers and what decided it "
+    "(cnnbook.hardware.onednn_state), and ONEDNN_MAX_CPU_ISA when set",
 }
 
 #: Fields every measured model has in the JSON report.
@@ -191,7 +200,19 @@ def _better_and_significant(key: str, claim: str, model: str, other: str, minimu
     return Bar(key, claim, (model, other), judge)
 
 
-#: The bars the book sets itself (issue 10), per dataset.
+def _inference_rate(key: str, claim: str, model: str, reference: str, min_ratio: float) -> Bar:
+    """``model`` predicts at least ``min_ratio`` × as many images per second as ``reference``."""
+
+    def judge(rows: dict[str, dict[str, Any]]) -> tuple[bool | None, str, dict[str, Any]]:
+        rate, ref = rows[model]["inference_images_per_second"], rows[reference]["inference_images_per_second"]
+        ratio = _ratio(rate, ref)
+        here = f"{model} {rate:,.0f} images/s, {_times(ratio)} {reference}'s {ref:,.0f}"
+        return ratio is not None and ratio >= min_ratio, here, {"inference_ratio": ratio}
+
+    return Bar(key, claim, (model, reference), judge, float32_only=True)
+
+
+#: The bars the book sets itself (issues 10 and 36), per dataset.
 BARS: dict[str, tuple[Bar, ...]] = {
     "mnist": (
         _reaches_in_time(
@@ -206,6 +227,12 @@ BARS: dict[str, tuple[Bar, ...]] = {
             "Part I model (book_part1) on the same test images is significant (exact McNemar test, two-sided "
             "p < 0.05)",
             "book_ensemble", "book_part1", minimum=0.9965, alpha=0.05,
+        ),
+        _inference_rate(
+            "mnist_inference",
+            "in float32, the book's Part I model (book_part1) predicts at least 0.9× as many images per second as "
+            "keras-io's convnet (keras_io)",
+            "book_part1", "keras_io", min_ratio=0.9,
         ),
     ),
     "fashion_mnist": (
@@ -404,10 +431,25 @@ def _precision_and_machine(report: dict[str, Any]) -> str:
             + (" (as published)" if dtype == "float32" else "")
             for dtype, keys in sorted(by_dtype.items(), key=lambda kv: kv[0] != "mixed_bfloat16")
         ) or "no model measured"
+    extensions = machine.get("vector_extensions")
+    widest = ("AVX-512" if "avx512f" in extensions else "AVX2, no AVX-512" if "avx2" in extensions
+              else "no AVX2") if extensions else None
+    kernels = machine.get("kernels")
     return (
         f"**Precision: {report['precision']}** ({rows}). **Machine:** {_cell(cpu_description(machine))}"
-        + f", {machine.get('cores')} CPU cores (CPU only), {has}."
+        + f", {machine.get('cores')} CPU cores (CPU only), {has}"
+        + (f", {widest}" if widest else "")
+        + (f". **Kernels:** {_cell(kernels_description(kernels))}" if kernels else "")
+        + "."
     )
+
+
+def _utilisation(m: dict[str, Any], peak: float | None) -> str:
+    """Training GFLOP and achieved GFLOP/s (and the share of the CPU's float32 peak), or a dash."""
+    if not m.get("train_flops") or not m.get("achieved_gflops"):
+        return "— | —"
+    share = f" ({m['achieved_gflops'] / peak:.0%} of peak)" if peak else ""
+    return f"{m['train_flops'] / 1e9:,.0f} | {m['achieved_gflops']:.1f}{share}"
 
 
 def to_markdown(report: dict[str, Any]) -> str:
@@ -436,9 +478,11 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"Command: `{report['command']}`",
         "",
         f"| Model | Precision | Parameters | Epochs | Training time | Time per epoch | Time to {_pct(target)} "
-        "| Test accuracy | Time ratio | Error ratio | Inference (images/s) | Peak RSS |",
-        "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| Test accuracy | Time ratio | Error ratio | Inference (images/s) | Peak RSS "
+        "| Training GFLOP | GFLOP/s |",
+        "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
+    peak = (machine.get("float32_peak") or {}).get("gflops")
     for m in models:
         reached = _secs(m["time_to_target_seconds"])
         if m["epochs_to_target"] is not None:
@@ -448,10 +492,11 @@ def to_markdown(report: dict[str, Any]) -> str:
             f"| {m['epochs']} | {_secs(m['train_seconds'])} "
             f"| {m['seconds_per_epoch']:.1f} s | {reached} | {_pct(m['test_accuracy'])} "
             f"| {_times(m['time_ratio'])} | {_times(m['error_ratio'])} "
-            f"| {m['inference_images_per_second']:,.0f} | {m['peak_rss_mib']:,.0f} MiB |"
+            f"| {m['inference_images_per_second']:,.0f} | {m['peak_rss_mib']:,.0f} MiB "
+            f"| {_utilisation(m, peak)} |"
         )
     for row in report["not_measured"]:
-        lines.append(f"| {_cell(row['name'])} | {_cell(row['status'])} |  |  |  |  |  |  |  |  |  |  |")
+        lines.append(f"| {_cell(row['name'])} | {_cell(row['status'])} |  |  |  |  |  |  |  |  |  |  |  |  |")
     lines.append("")
     if reference is not None:
         lines.append(
@@ -463,8 +508,11 @@ def to_markdown(report: dict[str, Any]) -> str:
     lines.append("Recipes, as run here:")
     lines.append("")
     for m in models:
+        refreshed = "batch-norm statistics re-estimated" in (m.get("final_weights") or "")
         lines.append(f"- **{_cell(m['name'])}** (`{m['key']}`): {m['recipe']}{_config_text(m.get('config'), report.get('dataset'))}"
-                     f"{_views_text(m)}.")
+                     f"{_views_text(m)}"
+                     + ("; then, this reduced run only, batch-norm statistics re-estimated on the training images"
+                        if refreshed else "") + ".")
     lines.append("")
     if report["bars"]:
         lines.append(f"The book's bars on {report['dataset_name']}:")

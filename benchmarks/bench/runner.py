@@ -15,7 +15,7 @@ from typing import Any
 from .report import bar_lines, build_report, to_markdown
 from .spec import DATASET_NAMES, DEFAULT_TARGETS, Settings, bfloat16_units, result_paths
 
-__all__ = ["WORKER", "run_benchmark"]
+__all__ = ["WORKER", "kernel_class", "run_benchmark"]
 
 #: The script each row is trained in (``python WORKER KEY SETTINGS_JSON RESULT``).
 WORKER = Path(__file__).resolve().parent / "worker.py"
@@ -34,9 +34,25 @@ def _versions() -> dict[str, str]:
 
 
 def _machine() -> dict[str, Any]:
-    from cnnbook.book import machine_info
+    from cnnbook import hardware
 
-    return machine_info() | {"bfloat16_units": list(bfloat16_units())}
+    return hardware.machine_info() | {
+        "bfloat16_units": list(bfloat16_units()),
+        "vector_extensions": hardware.vector_extensions(),
+        "float32_peak": hardware.float32_peak(),
+    }
+
+
+def kernel_class(machine: dict[str, Any], kernels: dict[str, Any] | None) -> str:
+    """The file-name suffix saying which kernels a table ran: ``""`` for AVX-512 with oneDNN on (the
+    tables measured first), ``"-avx2"`` on an AVX2-only CPU or with oneDNN capped at AVX2, then
+    ``"-onednn-off"`` when oneDNN was off."""
+    kernels = kernels or {}
+    isa_cap = str(kernels.get("max_isa") or "").upper()
+    avx2 = "avx512f" not in machine.get("vector_extensions", ["avx512f"]) or (
+        kernels.get("enabled") and isa_cap.startswith("AVX2")
+    )
+    return ("-avx2" if avx2 else "") + ("-onednn-off" if kernels.get("enabled") is False else "")
 
 
 def _pin_cpus(cpus: int | None) -> None:
@@ -96,8 +112,12 @@ def run_benchmark(settings: Settings, out_dir: str | os.PathLike[str], *, comman
                 "measurements)",
                 flush=True,
             )
-    report = build_report(settings, results, machine=_machine(), versions=_versions(), command=command)
+    machine = _machine() | {"kernels": results[0].get("kernels") if results else None}
+    report = build_report(settings, results, machine=machine, versions=_versions(), command=command)
     json_path, md_path = result_paths(out, settings.dataset, settings.precision)
+    suffix = kernel_class(machine, machine["kernels"])
+    json_path = json_path.with_name(json_path.stem + suffix + ".json")
+    md_path = md_path.with_name(md_path.stem + suffix + ".md")
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path.write_text(to_markdown(report) + "\n")
     print(to_markdown(report))

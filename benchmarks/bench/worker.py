@@ -43,7 +43,7 @@ import keras
 import numpy as np
 
 from bench.spec import BookRecipe, Entry, Settings, entries
-from cnnbook import conv, data, evaluation, training
+from cnnbook import compute, conv, data, evaluation, hardware, training
 
 __all__ = ["EnsembleAccuracyClock", "TestAccuracyClock", "fit_last_epoch", "main", "run_worker", "settings_from_json"]
 
@@ -206,6 +206,8 @@ def run_worker(key: str, settings: Settings, verbose: bool = True) -> dict[str, 
             )
         model, history, fit_seconds = result.model, result.history, result.seconds
         final_weights = f"best validation epoch ({result.best_epoch})"
+        if settings.reduced and _refresh_batchnorm(model, splits):
+            final_weights += REFRESHED
     probs = evaluation.predict_proba(model, splits.x_test)
     views: dict[str, Any] = {}
     if entry.test_views:
@@ -229,6 +231,21 @@ def run_worker(key: str, settings: Settings, verbose: bool = True) -> dict[str, 
     )
 
 
+#: What a reduced run adds to the final weights' description when it re-estimated batch-norm statistics.
+REFRESHED = (
+    "; batch-norm statistics re-estimated on the training images after training (reduced run only: "
+    "a few hundred steps leave the moving averages near their start, and the model at chance; "
+    "the accuracy by epoch still uses the averages)"
+)
+
+
+def _refresh_batchnorm(model: keras.Model, splits: data.Splits) -> bool:
+    """Re-estimate the batch-norm layers' statistics (``workflows.refresh_batchnorm``); False if it has none."""
+    from cnnbook import workflows
+
+    return workflows.refresh_batchnorm(model, splits.x_train) > 0
+
+
 def _test_views(model: keras.Model, splits: data.Splits) -> dict[str, Any]:
     """The chapter's test-time augmentation: the views best on the validation split (the cheapest of equals),
     then the test split's probabilities under them."""
@@ -246,6 +263,9 @@ def _measured(
 ) -> dict[str, Any]:
     """A worker's result: the entry's description, the ``figures`` of its training, and what every row measures
     the same way (parameters, seconds per epoch, inference rate, memory, data sizes)."""
+    # Utilisation: training FLOPs (forward + backward, every image of every epoch) over the training time.
+    forward = sum(compute.forward_flops(network) for network in networks)
+    train_flops = compute.BACKWARD_FACTOR * forward * figures["epochs"] * len(splits.x_train)
     return {
         "key": entry.key,
         "name": entry.name,
@@ -257,6 +277,10 @@ def _measured(
         "parameters": int(sum(network.count_params() for network in networks)),
         **figures,
         "seconds_per_epoch": figures["train_seconds"] / max(figures["epochs"], 1),
+        "forward_flops_per_image": forward,
+        "train_flops": train_flops,
+        "achieved_gflops": train_flops / figures["train_seconds"] / 1e9 if figures["train_seconds"] > 0 else None,
+        "kernels": hardware.onednn_state(),
         "inference_images_per_second": evaluation.images_per_second(networks, splits.x_test, batch_size=1024),
         "inference_batch_size": 1024,
         "peak_rss_mib": _peak_rss_mib(),
@@ -280,12 +304,13 @@ def _ensemble_worker(
             lambda: entry.build(splits, dtype), splits, config, members, work_dir=work, augment=augment,
             callbacks=[clock],
         )
+    refreshed = settings.reduced and _refresh_batchnorm(result.model, splits)
     probs = _soft_vote(result.model, splits.x_test)
     return _measured(
         entry, splits, nets, dtype, rss_after_data,
         config=_config_info(entry, settings.dataset, config, augment) | {"members": members},
         final_weights=f"the epoch with the best mean validation accuracy of the members ({result.best_epoch}); "
-        "soft voting",
+        "soft voting" + (REFRESHED if refreshed else ""),
         epochs=len(clock.cumulative),
         train_seconds=result.seconds - clock.measuring,
         epoch_seconds=clock.seconds,

@@ -41,6 +41,11 @@ def _layer_flops(layer: Any) -> int:
     if kernel is None:
         return 0
     output = getattr(layer, "output", None)
+    if output is not None and any(d is None for d in tuple(output.shape)[1:]):
+        raise ValueError(
+            f"layer {layer.name!r} has an output of unknown size {tuple(output.shape)}; "
+            "build the model with a fixed input size (e.g. keras.Input((32, 32, 3)))."
+        )
     positions = _spatial(output.shape) if output is not None else 1
     flops = 2 * math.prod(int(d) for d in kernel.shape) * positions
     pointwise = getattr(layer, "pointwise_kernel", None)  # separable convolutions

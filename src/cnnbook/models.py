@@ -21,7 +21,6 @@ __all__ = [
     "cifar_cnn",
     "cifar_resnet",
     "digit_augmentation",
-    "forward_flops",
     "keras_io_convnet",
     "mlp",
     "mnist_cnn",
@@ -797,59 +796,6 @@ def cifar_resnet(
     x = layers.GlobalAveragePooling2D(dtype=dtype, name="global_pool")(x)
     outputs = layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="cifar_plain" if plain else "cifar_resnet")
-
-
-def forward_flops(model: keras.Model) -> int:
-    """Floating-point operations of one image's forward pass through ``model``'s convolutions and Dense layers.
-
-    Counts 2 operations (a multiplication and an addition) per
-    multiply-accumulate: a ``Conv2D`` costs ``2 · k_h · k_w · (c_in / groups)
-    · c_out`` per output pixel, a ``Dense`` layer ``2 · inputs · units``
-    (per position, for a Dense layer applied to a sequence or an image).
-    Biases, batch normalisation, activations, pooling and additions are left
-    out: together they are a few per cent of a CNN's operations, and papers
-    that report FLOPs usually leave them out too.  Training costs about three
-    times the forward pass per image (forward, and a backward pass of about
-    twice its cost).  Nested models (a ``Sequential`` inside a model) are
-    counted layer by layer.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A built model (e.g. from :func:`cifar_cnn`, :func:`cifar_resnet`,
-        :func:`article_cnn`) with a fixed input size.
-
-    Returns
-    -------
-    int
-        Operations per image.
-
-    Raises
-    ------
-    ValueError
-        A convolution or Dense layer whose output size is not fixed (e.g. an
-        input of unknown height).
-    """
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            total += forward_flops(layer)
-            continue
-        if not isinstance(layer, (layers.Conv2D, layers.Dense)):
-            continue
-        out_shape = tuple(layer.output.shape[1:])
-        if any(d is None for d in out_shape):
-            raise ValueError(f"layer {layer.name!r} has an output of unknown size {out_shape}; build the model "
-                             "with a fixed input size.")
-        kernel = tuple(layer.kernel.shape)  # Conv2D: (k_h, k_w, c_in / groups, c_out); Dense: (in, units)
-        positions = 1
-        for d in out_shape[:-1]:
-            positions *= int(d)
-        per_position = 1
-        for d in kernel:
-            per_position *= int(d)
-        total += 2 * positions * per_position
-    return total
 
 
 def with_softmax(model: keras.Model) -> keras.Model:
