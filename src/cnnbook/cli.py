@@ -427,6 +427,10 @@ def _parser_with_web() -> argparse.ArgumentParser:
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cnnbook`` command: :func:`main` plus ``export --format web``.
 
+    It also checks the arguments before any work and words every error the
+    sub-commands can meet in one line with its fix, never a traceback
+    (:func:`cnnbook.cli_checks.guarded`).
+
     Parameters
     ----------
     argv : sequence of str, optional
@@ -435,13 +439,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        As :func:`main`.
+        As :func:`main`; 1 or 2 for an input :mod:`cnnbook.cli_checks` refused.
     """
+    from . import cli_checks
+
     args = _parser_with_web().parse_args(argv)
-    _quiet_tensorflow()
-    if args.command == "export" and args.format == "web":
-        return _export_web(args)
-    return int(args.func(args))
+
+    def work() -> int:
+        _quiet_tensorflow()
+        if args.command == "export" and args.format == "web":
+            return _export_web(args)
+        return int(args.func(args))
+
+    return cli_checks.guarded(args, work)
 
 
 if __name__ == "__main__":
