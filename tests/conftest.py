@@ -99,3 +99,14 @@ def stored_full_run(path: Path) -> tuple[dict, dict]:
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
     assert nb["metadata"].get("cnnbook", {}).get("parameters") == {}, "the stored chapter must hold a full run"
     return book.read_glued(nb), parameter_defaults(nb)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``stored`` the tests of chapter modules (``notebook``) that execute no chapter.
+
+    They read a chapter's stored full run or its source, in milliseconds, so
+    ``make test-unit`` selects them although their module is marked ``notebook``.
+    """
+    for item in items:
+        if item.get_closest_marker("notebook") and "chapter_runner" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stored)
