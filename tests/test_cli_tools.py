@@ -249,7 +249,8 @@ def test_help_lists_subcommands_and_errors_are_clean(folder):
     done = subprocess.run([sys.executable, "-m", "cnnbook.cli", "evaluate", str(folder / "missing.keras"),
                            "--dataset", "mnist"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
+    # The command (cli.run) checks the file before TensorFlow starts and says how to get one.
     assert done.stderr.strip().splitlines() == [
-        f"cnnbook: cannot load the model {str(folder / 'missing.keras')!r}: no model file at "
-        f"{str(folder / 'missing.keras')!r}."]
+        f"cnnbook: no model file at {str(folder / 'missing.keras')!r}; give the path of a .keras file "
+        "(cnnbook train --dataset mnist --out model.keras writes one)."]
     assert done.stdout == ""
