@@ -24,7 +24,10 @@ HEAVY = ("tensorflow", "keras", "matplotlib", "torch", "jax", "sklearn", "paperm
 # CONTRIBUTING.md: they exist to build and train Keras models.
 KERAS_AT_IMPORT = {
     "models": "Keras model builders: `import keras` at the top",
-    "training": "the compile/fit recipe: `import keras` at the top, and it imports models",
+    "training": "the facade of engine, recipes and model_cache, which import Keras at the top",
+    "engine": "the compile/fit loop: `import keras` at the top (its callbacks are Keras classes)",
+    "recipes": "TrainConfig and the recipes: `import keras` at the top, and it imports models",
+    "model_cache": "load-or-train the Part I model: `import keras` at the top, and it imports engine",
     "robustness": "attacks and adversarial training: `import keras` at the top (FGSMTraining is a keras.Model)",
     "study": "chapter 10's study runner: trains through training and models (Keras) at the top",
 }

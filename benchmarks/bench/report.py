@@ -367,7 +367,7 @@ _IMAGE_SIDE = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}
 
 
 def _config_text(config: dict[str, Any] | None, dataset: str | None = None) -> str:
-    """The settings actually run, for the recipes of the book (whose numbers live in training.py)."""
+    """The settings actually run, for the recipes of the book (whose settings live in cnnbook.recipes)."""
     if not config or "origin" not in config:
         return ""
     return (
