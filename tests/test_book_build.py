@@ -97,6 +97,12 @@ def test_intro_has_the_generated_chapter_times(built):
         machine = json.loads((ROOT / f"{chapter}.ipynb").read_text(encoding="utf-8"))["metadata"]["cnnbook"]["executed_on"]
         if machine.get("cpu_family"):
             assert f"(CPU family {machine['cpu_family']}, model {machine['cpu_model_number']})" in row, chapter
+        # ... and the kernels it ran with, where the run recorded them (bookbuild.run.execute).
+        kernels = json.loads((ROOT / f"{chapter}.ipynb").read_text(encoding="utf-8"))["metadata"]["cnnbook"].get("kernels")
+        if kernels:
+            assert f"oneDNN {'on' if kernels['enabled'] else 'off'}" in row, chapter
+        else:
+            assert "kernels not recorded" in row, chapter
 
 
 def test_references_and_glossary(built):

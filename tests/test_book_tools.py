@@ -124,6 +124,11 @@ def test_execute_records_provenance(executed):
     assert meta["ci_parameters"] == {"n": 1}  # kept from the source
     assert meta["executed_seconds"] > 0
     assert meta["executed_on"]["cores"] >= 1 and meta["executed_on"]["cpu"]
+    # The kernels the chapter ran with: oneDNN's state as the kernel process inherited it.
+    from cnnbook import hardware
+
+    assert meta["kernels"] == hardware.expected_onednn_state()
+    assert meta["kernels"]["vector_extensions"] and meta["kernels"]["decided_by"]
     # The injected-parameters cell is not part of the hash: the copy records the source's code hash.
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     assert ["injected-parameters"] in tags

@@ -84,3 +84,23 @@ def test_onednn_state_names_what_decided_it(monkeypatch):
 def test_vector_extensions_are_the_cpus(monkeypatch):
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "fma", "sse4_2", "avx", "x"})
     assert hardware.vector_extensions() == ["sse4_2", "avx", "avx2", "fma"]
+
+
+def test_expected_onednn_state_follows_the_variable_then_the_cpu(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    state = hardware.expected_onednn_state()
+    assert state["enabled"] is False and state["vector_extensions"] == ["avx2", "fma"]
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert hardware.expected_onednn_state()["enabled"] is True
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert hardware.expected_onednn_state()["enabled"] is False
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert hardware.expected_onednn_state()["enabled"] is True
+
+
+def test_this_process_agrees_with_the_expected_state():
+    import tensorflow  # noqa: F401 - onednn_state asks the loaded TensorFlow
+
+    assert hardware.onednn_state()["enabled"] == hardware.expected_onednn_state()["enabled"]

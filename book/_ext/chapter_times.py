@@ -48,10 +48,17 @@ def _duration(seconds: float) -> str:
 _PRECISIONS = {"float32": "float32", "mixed_bfloat16": "bfloat16 (mixed)"}
 
 
-def _machine(info: dict[str, Any]) -> str:
+def _machine(info: dict[str, Any], kernels: dict[str, Any] | None = None) -> str:
     cpu = cpu_description(info).replace("|", "/")
     cores = info.get("cores")
-    return f"{cpu}, {cores} cores" if cores else cpu
+    text = f"{cpu}, {cores} cores" if cores else cpu
+    if kernels:  # recorded since the book named its kernels (bookbuild.run.execute)
+        extensions = kernels.get("vector_extensions") or []
+        widest = "AVX-512" if "avx512f" in extensions else "AVX2" if "avx2" in extensions else "no AVX2"
+        text += f"; {widest}, oneDNN {'on' if kernels.get('enabled') else 'off'}"
+    else:
+        text += "; kernels not recorded"
+    return text
 
 
 def _float32_run(meta: dict[str, Any]) -> str:
@@ -93,7 +100,8 @@ class ChapterTimes(SphinxDirective):
             precision = read_glued(path).get("precision", "float32")
             float32 = when if precision == "float32" else _float32_run(meta)
             rows.append(
-                f"| {link} | {when} | {_PRECISIONS.get(precision, 'not recorded')} | {float32} | {_machine(info)} |"
+                f"| {link} | {when} | {_PRECISIONS.get(precision, 'not recorded')} | {float32} "
+                f"| {_machine(info, meta.get('kernels'))} |"
             )
         if not rows:
             return [nodes.paragraph(text="No chapter has been executed yet.")]

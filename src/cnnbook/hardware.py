@@ -156,6 +156,37 @@ def vector_extensions() -> list[str]:
     return [name for name in VECTOR_EXTENSIONS if name in flags]
 
 
+def expected_onednn_state() -> dict[str, Any]:
+    """oneDNN's state a TensorFlow process started now will have, without importing TensorFlow.
+
+    From ``$TF_ENABLE_ONEDNN_OPTS`` when set, else TensorFlow's own rule for
+    x86 Linux (on with one of :data:`ONEDNN_DEFAULT_FLAGS`); what a chapter's
+    kernel or a benchmark worker inherits.
+
+    Returns
+    -------
+    dict
+        ``{"enabled": bool, "decided_by": str, "max_isa": str or None,
+        "vector_extensions": list of str}``.
+    """
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip()
+    if setting:
+        enabled = setting.lower() in ("1", "true", "yes", "on")
+        decided_by = f"TF_ENABLE_ONEDNN_OPTS={setting}"
+    else:
+        has = sorted(cpu_flags() & set(ONEDNN_DEFAULT_FLAGS))
+        enabled = bool(has)
+        decided_by = "TensorFlow's default for this CPU (" + (
+            f"on with {', '.join(has)})" if has
+            else "off: no AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX)"
+        )
+    max_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip() or None
+    return {
+        "enabled": enabled, "decided_by": decided_by, "max_isa": max_isa,
+        "vector_extensions": vector_extensions(),
+    }
+
+
 def onednn_state() -> dict[str, Any]:
     """Whether TensorFlow runs oneDNN kernels in this process, and what decided it.
 
@@ -169,9 +200,10 @@ def onednn_state() -> dict[str, Any]:
     -------
     dict
         ``{"enabled": bool or None (unknown), "decided_by": str,
-        "max_isa": str or None}``.
+        "max_isa": str or None}``: TensorFlow's own answer where it gives
+        one, the reason from :func:`expected_onednn_state`.
     """
-    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip()
+    expected = expected_onednn_state()
     enabled = None
     try:  # TensorFlow's own answer (a private module: absent, it stays unknown)
         from tensorflow.python.util import _pywrap_util_port
@@ -179,16 +211,7 @@ def onednn_state() -> dict[str, Any]:
         enabled = bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         pass
-    if setting:
-        decided_by = f"TF_ENABLE_ONEDNN_OPTS={setting}"
-    else:
-        has = sorted(cpu_flags() & set(ONEDNN_DEFAULT_FLAGS))
-        decided_by = "TensorFlow's default for this CPU (" + (
-            f"on with {', '.join(has)})" if has
-            else "off: no AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX)"
-        )
-    max_isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip() or None
-    return {"enabled": enabled, "decided_by": decided_by, "max_isa": max_isa}
+    return {"enabled": enabled, "decided_by": expected["decided_by"], "max_isa": expected["max_isa"]}
 
 
 def kernels_description(state: dict[str, Any] | None = None) -> str:

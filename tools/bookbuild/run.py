@@ -135,6 +135,8 @@ def execute(
             "parameters": parameters or {},
             "executed_seconds": round(seconds, 1),
             "executed_on": hardware.machine_info(),
+            # The kernels the chapter's kernel process ran: oneDNN on or off, what decided it, the CPU's extensions.
+            "kernels": hardware.expected_onednn_state(),
         }
         nbformat.write(nb, str(running))
         os.replace(running, output)
