@@ -254,3 +254,44 @@ def test_help_lists_subcommands_and_errors_are_clean(folder):
         f"cnnbook: no model file at {str(folder / 'missing.keras')!r}; give the path of a .keras file "
         "(cnnbook train --dataset mnist --out model.keras writes one)."]
     assert done.stdout == ""
+
+
+def test_the_command_records_the_kernels_it_trained_with(folder, monkeypatch):
+    """`cnnbook train` (cli.run) sets the book's kernel choice and writes it into the record."""
+    from cnnbook import hardware
+
+    out = folder / "kernels.keras"
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    import sys
+
+    if "tensorflow" in sys.modules:  # this test process loaded TensorFlow already: the choice
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")  # must be set the way a reader's shell would
+    assert cli.run(["train", *TRAIN, "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["kernels"] == hardware.expected_onednn_state()
+    assert record["kernels"]["enabled"] is True  # TF_ENABLE_ONEDNN_OPTS=1, the book's choice
+
+
+def test_a_fresh_command_turns_onednn_on(folder):
+    """A new process (TensorFlow not loaded yet, as for the `cnnbook` command) gets the book's choice."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    code = ("from cnnbook import hardware; state = hardware.use_onednn(); import tensorflow; "
+            "print(state['enabled'], hardware.onednn_state()['enabled'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["True", "True"], out.stderr[-2000:]
+
+
+def test_use_onednn_refuses_once_tensorflow_is_loaded(monkeypatch):
+    import tensorflow  # noqa: F401
+
+    from cnnbook import hardware
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    with pytest.raises(RuntimeError, match="before importing keras or tensorflow"):
+        hardware.use_onednn()
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # the reader's own setting is kept
+    assert hardware.use_onednn()["enabled"] is False

@@ -424,6 +424,14 @@ def _parser_with_web() -> argparse.ArgumentParser:
     return parser
 
 
+def _record_kernels(record: Path, kernels: dict) -> None:
+    """Add the kernels the training ran with to ``cnnbook train``'s JSON record (if it wrote one)."""
+    if record.is_file():
+        data = json.loads(record.read_text(encoding="utf-8"))
+        data["kernels"] = kernels
+        record.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cnnbook`` command: :func:`main` plus ``export --format web``.
 
@@ -446,10 +454,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser_with_web().parse_args(argv)
 
     def work() -> int:
+        from . import hardware
+
+        # The book's kernel choice, before TensorFlow loads (called from Python with TensorFlow
+        # already loaded, the kernels are those it loaded with, and the record says so).
+        loaded = "tensorflow" in sys.modules
+        kernels = hardware.expected_onednn_state() if loaded else hardware.use_onednn()
         _quiet_tensorflow()
         if args.command == "export" and args.format == "web":
             return _export_web(args)
-        return int(args.func(args))
+        status = int(args.func(args))
+        if args.command == "train" and status == 0:
+            _record_kernels(Path(args.out).with_suffix(".json"), kernels)
+        return status
 
     return cli_checks.guarded(args, work)
 
