@@ -217,17 +217,132 @@ def test_accuracy_under_corruption_is_clean_accuracy_at_severity_zero():
 
 # ------------------------------------------------------------------------- training-time defences
 
-def test_digit_augmentation_keeps_shape_and_changes_images():
-    augment = robustness.digit_augmentation(seed=0)
-    x = _images(8)
-    out = np.asarray(augment(x, training=True))
-    assert out.shape == x.shape
-    assert not np.allclose(out, x)
-    assert np.allclose(np.asarray(augment(x, training=False)), x)  # inference: unchanged
-    with pytest.raises(ValueError):
-        robustness.digit_augmentation(0, 0, 0)
-    with pytest.raises(ValueError):
-        robustness.digit_augmentation(rotation=-5)
+# The augmentation chapter 12 trains with: its settings there (rotations of up to 12°, zooms and shifts
+# of up to 12 %).
+AUGMENTATION = {"rotation": 12.0, "zoom": 0.12, "translation": 0.12}
+
+
+def _elongated_blob(size: int = 64) -> np.ndarray:
+    """One image: a Gaussian blob, long along the rows, in the middle of a black square."""
+    rows, cols = np.indices((size, size)) - (size - 1) / 2
+    return np.exp(-0.5 * ((rows / 7.0) ** 2 + (cols / 3.0) ** 2)).astype("float32")[None, ..., None]
+
+
+def _geometry(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image, from its intensity moments: centre (row, column), spread along rows and columns,
+    and the orientation of its long axis in degrees."""
+    x = images[..., 0].astype("float64")
+    rows, cols = np.indices(x.shape[1:])
+    mass = x.sum(axis=(1, 2))
+    cy = (x * rows).sum(axis=(1, 2)) / mass
+    cx = (x * cols).sum(axis=(1, 2)) / mass
+    dy, dx = rows - cy[:, None, None], cols - cx[:, None, None]
+    myy, mxx = (x * dy**2).sum(axis=(1, 2)) / mass, (x * dx**2).sum(axis=(1, 2)) / mass
+    mxy = (x * dy * dx).sum(axis=(1, 2)) / mass
+    return {"row": cy, "column": cx, "height": np.sqrt(myy), "width": np.sqrt(mxx),
+            "angle": 0.5 * np.degrees(np.arctan2(2 * mxy, myy - mxx))}
+
+
+def _draws(layers, n: int = 1000) -> dict[str, np.ndarray]:
+    """Each random layer's draws, recovered from its effect on n identical images.
+
+    Each layer runs alone on the batch, as it would as the first step of its stack: a layer draws
+    from its own seed generator, so its draws for a batch do not depend on the layers before it.
+    """
+    batch = np.repeat(_elongated_blob(), n, axis=0)
+    measured = {"RandomRotation": ("angle",), "RandomTranslation": ("row", "column"),
+                "RandomZoom": ("height", "width")}
+    draws = {}
+    for layer in layers:
+        geometry = _geometry(np.asarray(layer(batch, training=True)))
+        for name in measured[type(layer).__name__]:
+            draws[name] = geometry[name]
+    return draws
+
+
+def _largest_cross_correlation(draws: dict[str, np.ndarray]) -> float:
+    """The largest |r| between draws of different layers (rotation, shift, zoom)."""
+    layer_of = {"angle": "rotation", "row": "shift", "column": "shift", "height": "zoom", "width": "zoom"}
+    names = sorted(draws)
+    return max(abs(float(np.corrcoef(draws[a], draws[b])[0, 1]))
+               for i, a in enumerate(names) for b in names[i + 1:] if layer_of[a] != layer_of[b])
+
+
+def test_the_one_digit_augmentation_is_models():
+    assert not hasattr(robustness, "digit_augmentation")
+    assert "digit_augmentation" not in robustness.__all__
+
+
+def test_digit_augmentation_draws_rotation_shift_and_zoom_independently():
+    from cnnbook import models
+
+    stack = models.digit_augmentation(0, **AUGMENTATION)
+    draws = _draws(stack.layers)
+    assert set(draws) == {"angle", "row", "column", "height", "width"}
+    # The measurement sees each layer: the angles span the ±12° range, the shifts several pixels.
+    assert 10 < np.abs(draws["angle"]).max() < 13
+    assert np.ptp(draws["row"]) > 10 and np.ptp(draws["column"]) > 10
+    assert np.ptp(draws["height"]) > 0.1 * draws["height"].mean()
+    assert _largest_cross_correlation(draws) < 0.1
+
+
+def test_one_seed_for_every_layer_correlates_the_draws():
+    """The old robustness.digit_augmentation: one seed for its three layers. The measurement sees it."""
+    layers = keras.layers
+    one_seed = [layers.RandomRotation(12 / 360, fill_mode="constant", seed=0),
+                layers.RandomTranslation(0.12, 0.12, fill_mode="constant", seed=0),
+                layers.RandomZoom(0.12, 0.12, fill_mode="constant", seed=0)]
+    assert _largest_cross_correlation(_draws(one_seed)) > 0.9
+
+
+# ---------------------------------------------------------------- judging a defence over seeds
+
+def test_defence_effect_needs_every_seed_significant_and_a_difference_beyond_the_spread():
+    # Ahead in both seeds, every paired test significant, mean difference 0.05 > spread 0.02.
+    assert robustness.defence_effect([0.90, 0.92], [0.85, 0.87], [1e-6, 1e-4]) == "better"
+    assert robustness.defence_effect([0.85, 0.87], [0.90, 0.92], [1e-6, 1e-4]) == "worse"
+    # One seed's paired test is not significant: no measurable difference.
+    assert robustness.defence_effect([0.90, 0.92], [0.85, 0.87], [1e-6, 0.2]) == "no measurable difference"
+    # Significant in each seed, but the difference of means (0.01) is within the spread (0.04).
+    assert robustness.defence_effect([0.90, 0.94], [0.89, 0.93], [0.01, 0.01]) == "no measurable difference"
+    # The mean difference (0.13) beyond both spreads (0.10, 0.11), but the first seed's defence is
+    # behind its control: not counted.
+    assert robustness.defence_effect([0.6, 0.7, 0.7], [0.61, 0.5, 0.5], [0.01] * 3) == "no measurable difference"
+    assert robustness.defence_effect([0.62, 0.7, 0.7], [0.61, 0.5, 0.5], [0.01] * 3) == "better"
+    assert robustness.defence_effect([0.9, 0.9], [0.9, 0.9], [1.0, 1.0]) == "no measurable difference"
+    # The level is the one given.
+    assert robustness.defence_effect([0.90, 0.92], [0.85, 0.87], [0.03, 0.03], level=0.01) == "no measurable difference"
+
+
+@pytest.mark.parametrize("bad, match", [
+    (([0.9], [0.8], [0.01]), "two or more seeds"),
+    (([0.9, 0.9], [0.8], [0.01, 0.01]), "one value per seed"),
+    (([0.9, 0.9], [0.8, 0.8], [0.01, 1.5]), "p-values"),
+    (([0.9, np.nan], [0.8, 0.8], [0.01, 0.01]), "finite"),
+])
+def test_defence_effect_refuses_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        robustness.defence_effect(*bad)
+    with pytest.raises(ValueError, match="level"):
+        robustness.defence_effect([0.9, 0.9], [0.8, 0.8], [0.01, 0.01], level=0.0)
+
+
+def test_safety_and_claim_verdicts_follow_the_effects():
+    verdicts = {(c, a): robustness.safety_verdict(c, a)
+                for c in robustness.DEFENCE_EFFECTS for a in robustness.DEFENCE_EFFECTS}
+    assert set(verdicts.values()) == set(robustness.SAFETY_VERDICTS)
+    assert verdicts["better", "better"] == "safer against corruptions and attacks"
+    assert verdicts["better", "worse"] == "safer against corruptions but less safe against attacks"
+    assert verdicts["no measurable difference", "better"] == "safer against attacks only"
+    assert verdicts["worse", "no measurable difference"] == "less safe"
+    assert verdicts["no measurable difference", "no measurable difference"] == "not measurably safer"
+    assert robustness.claim_verdict("better", "better") == "holds"
+    assert robustness.claim_verdict("worse", "better") == "partly holds"
+    assert robustness.claim_verdict("no measurable difference", "worse") == "does not hold"
+    with pytest.raises(ValueError, match="corruption must be one of"):
+        robustness.safety_verdict("safer", "better")
+    with pytest.raises(ValueError, match="attack must be one of"):
+        robustness.claim_verdict("better", "Better")
 
 
 def test_fgsm_training_trains_the_wrapped_classifier_and_predicts_like_it():

@@ -11,27 +11,39 @@ whose training step mixes clean and attacked images, trained with
 * :func:`fgsm` and :func:`pgd` — the fast gradient sign method and projected gradient descent
   (L∞, random start), the two standard white-box attacks;
 * :func:`accuracy_under_corruption` and :func:`adversarial_accuracy` — accuracy on the altered
-  images.
+  images;
+* :func:`defence_effect`, :func:`safety_verdict` and :func:`claim_verdict` — chapter 12's
+  rules for judging a defence against its control over several seeds.
+
+The training-time augmentation for digits is :func:`cnnbook.models.digit_augmentation` (one
+function for the whole book, each random layer with its own seed).
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 import numpy as np
 
+from .significance import change_beyond_noise, verdict
+
 __all__ = [
     "CORRUPTIONS",
+    "DEFENCE_EFFECTS",
+    "SAFETY_VERDICTS",
     "SEVERITIES",
     "FGSMTraining",
     "accuracy_under_corruption",
     "adversarial_accuracy",
+    "claim_verdict",
     "corrupt",
-    "digit_augmentation",
+    "defence_effect",
     "fgsm",
     "pgd",
+    "safety_verdict",
 ]
 
 #: The corruption kinds :func:`corrupt` knows, and what severity 1..5 means for each.
@@ -132,43 +144,150 @@ def corrupt(images: Any, kind: str, severity: int, *, seed: int = 0) -> np.ndarr
     return np.clip(out, 0.0, 1.0).astype(x.dtype)
 
 
-def digit_augmentation(
-    rotation: float = 12.0, shift: float = 0.12, zoom: float = 0.12, *, seed: int | None = None
-) -> keras.Sequential:
-    """Training-time augmentation for digits: random rotations, shifts and zooms.
+#: What :func:`defence_effect` answers (the words of :func:`cnnbook.study.effect`).
+DEFENCE_EFFECTS = ("better", "worse", "no measurable difference")
 
-    The geometric changes a handwritten digit may undergo without changing its class (no flips:
-    a mirrored 2 is not a 2).  Pass it as ``augment=`` to :func:`cnnbook.training.fit_classifier`.
+#: What :func:`safety_verdict` answers.
+SAFETY_VERDICTS = (
+    "safer against corruptions and attacks",
+    "safer against corruptions only",
+    "safer against attacks only",
+    "safer against corruptions but less safe against attacks",
+    "safer against attacks but less safe against corruptions",
+    "less safe",
+    "not measurably safer",
+)
+
+
+def defence_effect(
+    defence: Sequence[float],
+    control: Sequence[float],
+    p_values: Sequence[float],
+    *,
+    level: float = 0.05,
+) -> str:
+    """Whether a defence changes a measure against its control, over seeds.
+
+    Seed ``i`` trains one defence model and one control model; both are
+    scored on the same test images, and a paired test of the two (McNemar's
+    for right-or-wrong, Wilcoxon's signed-rank test for per-image scores)
+    gives ``p_values[i]``.  The rule guards against both sources of chance
+    (see the book's page on deciding): the *images*, because every seed's
+    paired test must be significant at ``level`` with the defence ahead (or
+    behind) in every seed; and the *training run*, because the difference of
+    the means over seeds must exceed the seed spread (largest minus smallest)
+    of both arms — :func:`cnnbook.evaluation.change_beyond_noise` with the
+    larger spread as the noise, the rule of :func:`cnnbook.study.effect`.
 
     Parameters
     ----------
-    rotation : float
-        Largest rotation, in degrees either way (0 switches it off).
-    shift : float
-        Largest shift, as a fraction of the height and of the width (0 switches it off).
-    zoom : float
-        Largest zoom in or out, as a fraction (0 switches it off).
-    seed : int, optional
-        Seed of the random layers.
+    defence, control : sequence of float
+        The measure (e.g. an accuracy) of each seed's defence and control
+        model, in the same order of seeds; at least two seeds.
+    p_values : sequence of float
+        Each seed's paired p-value, in [0, 1].
+    level : float
+        The significance level of the paired tests, in (0, 1).
 
     Returns
     -------
-    keras.Sequential
-        The random layers, to call as ``augment(batch, training=True)``.
+    str
+        ``"better"``, ``"worse"`` or ``"no measurable difference"``
+        (:data:`DEFENCE_EFFECTS`).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two seeds, lengths that differ, a p-value outside [0, 1],
+        a measure that is not finite or a level outside (0, 1).
     """
-    layers = keras.layers
-    if min(rotation, shift, zoom) < 0 or rotation >= 180 or shift >= 1 or zoom >= 1:
-        raise ValueError("Need 0 <= rotation < 180 degrees and 0 <= shift, zoom < 1.")
-    stack: list[keras.layers.Layer] = []
-    if rotation:
-        stack.append(layers.RandomRotation(rotation / 360.0, fill_mode="constant", seed=seed))
-    if shift:
-        stack.append(layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed))
-    if zoom:
-        stack.append(layers.RandomZoom(zoom, zoom, fill_mode="constant", seed=seed))
-    if not stack:
-        raise ValueError("digit_augmentation with no rotation, no shift and no zoom does nothing.")
-    return keras.Sequential(stack, name="digit_augmentation")
+    a = np.asarray(defence, dtype=float)
+    b = np.asarray(control, dtype=float)
+    p = np.asarray(p_values, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.shape != p.shape:
+        raise ValueError(
+            "defence, control and p_values need one value per seed each, "
+            f"got lengths {a.size}, {b.size} and {p.size}."
+        )
+    if a.size < 2:
+        raise ValueError(
+            "a defence's effect needs two or more seeds: one seed has no "
+            "spread to compare with."
+        )
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("the measures must be finite numbers.")
+    if np.any(~((p >= 0) & (p <= 1))):
+        raise ValueError(f"p-values lie in [0, 1], got {p.tolist()}.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}.")
+    noise = max(float(np.ptp(a)), float(np.ptp(b)))
+    change = change_beyond_noise(float(a.mean() - b.mean()), noise)
+    significant = bool(np.all(p < level))
+    if change == "raised accuracy" and significant and np.all(a > b):
+        return DEFENCE_EFFECTS[0]
+    if change == "lowered accuracy" and significant and np.all(a < b):
+        return DEFENCE_EFFECTS[1]
+    return DEFENCE_EFFECTS[2]
+
+
+def safety_verdict(corruption: str, attack: str) -> str:
+    """A defence's verdict from its effects under corruption and under attack.
+
+    Parameters
+    ----------
+    corruption, attack : str
+        The defence's :func:`defence_effect` against the control on the
+        corrupted images and under attack (one of :data:`DEFENCE_EFFECTS`).
+
+    Returns
+    -------
+    str
+        One of :data:`SAFETY_VERDICTS`: "safer" on each measure where it is
+        better, "less safe" where it is worse, "not measurably safer" when
+        neither measure changed.
+    """
+    _check_effects(corruption, attack)
+    names = {"corruption": "corruptions", "attack": "attacks"}
+    effects = {"corruption": corruption, "attack": attack}
+    better = [names[w] for w, e in effects.items() if e == "better"]
+    worse = [names[w] for w, e in effects.items() if e == "worse"]
+    if len(better) == 2:
+        return "safer against corruptions and attacks"
+    if better and worse:
+        return f"safer against {better[0]} but less safe against {worse[0]}"
+    if better:
+        return f"safer against {better[0]} only"
+    return "less safe" if worse else "not measurably safer"
+
+
+def _check_effects(corruption: str, attack: str) -> None:
+    for name, value in (("corruption", corruption), ("attack", attack)):
+        if value not in DEFENCE_EFFECTS:
+            raise ValueError(
+                f"{name} must be one of {', '.join(map(repr, DEFENCE_EFFECTS))}, "
+                f"got {value!r}."
+            )
+
+
+def claim_verdict(corruption: str, attack: str) -> str:
+    """The verdict on "this defence makes the model safer", from its effects.
+
+    Parameters
+    ----------
+    corruption, attack : str
+        The defence's :func:`defence_effect` against the control on the
+        corrupted images and under attack (one of :data:`DEFENCE_EFFECTS`).
+
+    Returns
+    -------
+    str
+        ``"holds"`` when it is better on both measures, ``"partly holds"``
+        when it is better on one, ``"does not hold"`` otherwise
+        (:data:`cnnbook.evaluation.VERDICTS`).
+    """
+    _check_effects(corruption, attack)
+    better = [corruption, attack].count("better")
+    return verdict(holds=better == 2, partly=better == 1)
 
 
 def _predict_labels(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
