@@ -395,3 +395,16 @@ def test_tensorflows_retracing_advice_is_dropped_and_its_other_warnings_are_not(
     finally:
         logger.removeHandler(keep)
     assert keep.messages == ["Gradients do not exist for variables."]
+
+
+def test_training_imports_back_the_engine_the_recipes_and_the_model_cache():
+    from cnnbook import engine, hardware, model_cache, recipes, train_steps
+
+    homes = (engine, recipes, model_cache)
+    for name in training.__all__:
+        owners = [home for home in homes if name in home.__all__]
+        assert len(owners) == 1, (name, owners)
+        assert getattr(training, name) is getattr(owners[0], name)
+    lent = set(engine.__all__) - set(training.__all__)  # the engine's, from train_steps
+    assert lent == {"training_throughput"}
+    assert hardware.training_throughput is train_steps.training_throughput is engine.training_throughput
