@@ -76,7 +76,7 @@ def test_stored_full_run():
     assert g["member_width"] == training.ENSEMBLE_WIDTH
     assert 1 <= g["kept_epoch"] <= g["member_epochs"]
     # Issue 10: a Part III study within 20 min, float32, 2 CPU cores (the prose quotes the glued chapter_seconds).
-    assert 10 * 60 <= g["chapter_seconds"] <= 20 * 60
+    assert g["chapter_seconds"] <= 20 * 60  # a budget, not a minimum
     assert g["precision"] == "float32"  # the time a reader without bfloat16 units can expect
 
 

@@ -100,7 +100,19 @@ def test_expected_onednn_state_follows_the_variable_then_the_cpu(monkeypatch):
     assert hardware.expected_onednn_state()["enabled"] is True
 
 
-def test_this_process_agrees_with_the_expected_state():
-    import tensorflow  # noqa: F401 - onednn_state asks the loaded TensorFlow
+@pytest.mark.parametrize("setting", [None, "0", "1"])
+def test_a_new_process_agrees_with_the_expected_state(setting):
+    """What TensorFlow itself reports equals what expected_onednn_state predicts (in a fresh process:
+    TensorFlow reads the variable once, when it loads)."""
+    import os
+    import subprocess
+    import sys
 
-    assert hardware.onednn_state()["enabled"] == hardware.expected_onednn_state()["enabled"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    code = ("from cnnbook import hardware; e = hardware.expected_onednn_state()['enabled']; "
+            "import tensorflow; print(e, hardware.onednn_state()['enabled'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    expected, reported = out.stdout.split()
+    assert expected == reported, out.stderr[-2000:]
