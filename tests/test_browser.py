@@ -19,7 +19,7 @@ makes it.  Glue warnings fail that build (``-W``); when this module builds, it c
 Chromium is Debian's (``apt-get install chromium fonts-noto-cjk``), driven by Playwright's
 Python package (the ``book`` extra), never a downloaded browser.  Without Chromium or
 Playwright the tests SKIP, unless ``CNNBOOK_REQUIRE_BROWSER=1`` (set by ``.ci/run``), which
-makes that a failure.  The whole run is bounded (``$CNNBOOK_BROWSER_BUDGET_S``, 150 s): pages
+makes that a failure.  The whole run is bounded (``$CNNBOOK_BROWSER_BUDGET_S``, 600 s: a bound on the CI run, not a speed target): pages
 not reached in time fail.  Select with ``pytest -m browser``; ``-m "not book"`` leaves it out too.
 
 Known content failures are ``xfail(strict=True)`` in :data:`KNOWN` (page, check): fix the
@@ -46,7 +46,7 @@ IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "_build", "__pycache__", ".pytest_cache", "*.egg-info", ".ipynb_checkpoints", "models"
 )
 REQUIRE = os.environ.get("CNNBOOK_REQUIRE_BROWSER", "") not in ("", "0")
-BUDGET_S = float(os.environ.get("CNNBOOK_BROWSER_BUDGET_S", "150"))
+BUDGET_S = float(os.environ.get("CNNBOOK_BROWSER_BUDGET_S", "600"))
 
 pytestmark = [pytest.mark.browser, pytest.mark.book]
 
